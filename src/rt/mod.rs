@@ -11,4 +11,12 @@
 //! wrapped; a pending uring operation is never dropped to cancel it (the socket is shut
 //! down instead); the ring is built with `Runtime::new`, never `tokio_uring::start`.
 
+pub mod accept;
+pub mod backend;
+pub mod bufpool;
+pub mod conn;
 pub mod listener;
+pub mod notify;
+pub mod serve;
+pub mod shutdown;
+pub mod worker;
