@@ -20,7 +20,7 @@
 //! [timeouts]
 //! params = "10s"         # humantime: "500ms", "30s", "2m"
 //! [buffers]
-//! count = 64
+//! count = 0              # registered buffers per worker (off by default)
 //! size = "64KiB"
 //! ```
 //!
@@ -102,12 +102,15 @@ Examples:
   ringgate --config /etc/ringgate/ringgate.toml --workers 4
       settings from a file, with the worker count overridden
 
-Every option can also be set in the TOML file given with --config; the file key is shown in
-brackets, and a command-line option wins over the file. Under systemd socket activation,
-sockets named (FileDescriptorName=) \"fastcgi\" or \"scgi\" are used as listeners as well.
+Every option can also be set in the TOML file given with --config: each option's help ends
+with its file key (\"config: ...\"), and a command-line option wins over the file.
+Under systemd socket activation, sockets named (FileDescriptorName=) \"fastcgi\" or \"scgi\"
+are used as listeners as well.
 Log verbosity: RUST_LOG=debug (default: info).";
 
 /// Command-line options.
+// The field docs are the `--help` text, where `[section] key` names the file key.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Parser, Debug, Default)]
 #[command(name = "ringgate", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
@@ -117,132 +120,132 @@ pub struct Cli {
 
     /// Serve FastCGI on ADDR: IP:PORT, [IPv6]:PORT, unix:PATH or unix:@NAME. Repeatable.
     /// Giving any --fastcgi or --scgi replaces all listeners from the file.
-    /// [listeners] fastcgi = ["ADDR", ...]
+    /// config: [listeners] fastcgi = ["ADDR", ...]
     #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
     pub fastcgi: Vec<ListenAddr>,
 
-    /// Serve SCGI on ADDR (same forms as --fastcgi). Repeatable. [listeners] scgi = [...]
+    /// Serve SCGI on ADDR (same forms as --fastcgi). Repeatable. config: [listeners] scgi = [...]
     #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
     pub scgi: Vec<ListenAddr>,
 
-    /// File mode of Unix socket files, in octal (e.g. 0660). [listeners] socket_mode
+    /// File mode of Unix socket files, in octal (e.g. 0660). config: [listeners] socket_mode
     #[arg(long, value_name = "MODE", help_heading = "Listeners")]
     pub socket_mode: Option<FileMode>,
 
-    /// Owner (user name or uid) of Unix socket files. [listeners] socket_owner
+    /// Owner (user name or uid) of Unix socket files. config: [listeners] socket_owner
     #[arg(long, value_name = "USER", help_heading = "Listeners")]
     pub socket_owner: Option<String>,
 
-    /// Group (name or gid) of Unix socket files. [listeners] socket_group
+    /// Group (name or gid) of Unix socket files. config: [listeners] socket_group
     #[arg(long, value_name = "GROUP", help_heading = "Listeners")]
     pub socket_group: Option<String>,
 
-    /// listen(2) backlog per socket [default: 1024]. [listeners] backlog
+    /// listen(2) backlog per socket [default: 1024]. config: [listeners] backlog
     #[arg(long, value_name = "N", help_heading = "Listeners")]
     pub backlog: Option<u32>,
 
-    /// Worker threads [default: the CPUs this process may use]. workers
+    /// Worker threads [default: the CPUs this process may use]. config: workers
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
     /// I/O backend: auto (io_uring if the kernel allows it, else epoll), uring (fail
-    /// without io_uring) or epoll [default: auto]. io
+    /// without io_uring) or epoll [default: auto]. config: io
     #[arg(long, value_name = "MODE")]
     pub io: Option<IoMode>,
 
-    /// Pin each worker thread to its own CPU core (the default). pin = true
+    /// Pin each worker thread to its own CPU core (the default). config: pin = true
     #[arg(long, overrides_with = "no_pin")]
     pub pin: bool,
 
-    /// Do not pin worker threads. pin = false
+    /// Do not pin worker threads. config: pin = false
     #[arg(long, overrides_with = "pin")]
     pub no_pin: bool,
 
     /// Serve Prometheus metrics at http://ADDR/metrics [default: 127.0.0.1:9500].
-    /// metrics = "ADDR"
+    /// config: metrics = "ADDR"
     #[arg(long, value_name = "ADDR", conflicts_with = "no_metrics")]
     pub metrics: Option<SocketAddr>,
 
-    /// Do not serve metrics. metrics = "off"
+    /// Do not serve metrics. config: metrics = "off"
     #[arg(long)]
     pub no_metrics: bool,
 
-    /// Bytes of FastCGI params per request [default: 64KiB]. [limits] max_params_bytes
+    /// Bytes of FastCGI params per request [default: 64KiB]. config: [limits] max_params_bytes
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub max_params_bytes: Option<ByteSize>,
 
-    /// FastCGI params per request [default: 512]. [limits] max_params_pairs
+    /// FastCGI params per request [default: 512]. config: [limits] max_params_pairs
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_params_pairs: Option<usize>,
 
-    /// Bytes of an SCGI request header [default: 64KiB]. [limits] max_scgi_header_bytes
+    /// Bytes of an SCGI request header [default: 64KiB]. config: [limits] max_scgi_header_bytes
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub max_scgi_header_bytes: Option<ByteSize>,
 
-    /// Response headers per response [default: 100]. [limits] max_headers
+    /// Response headers per response [default: 100]. config: [limits] max_headers
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_headers: Option<usize>,
 
     /// Request body bytes buffered per request before reading pauses [default: 256KiB].
-    /// [limits] max_body_buffer_bytes
+    /// config: [limits] max_body_buffer_bytes
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub max_body_buffer_bytes: Option<ByteSize>,
 
     /// FastCGI requests in flight per connection, 1-65535 [default: 64].
-    /// [limits] max_requests_per_connection
+    /// config: [limits] max_requests_per_connection
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_requests_per_connection: Option<usize>,
 
-    /// Open connections per worker [default: 10000]. [limits] max_connections
+    /// Open connections per worker [default: 10000]. config: [limits] max_connections
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_connections: Option<usize>,
 
-    /// Requests in flight per worker [default: 10000]. [limits] max_in_flight
+    /// Requests in flight per worker [default: 10000]. config: [limits] max_in_flight
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_in_flight: Option<usize>,
 
     /// Accept several FastCGI requests on one connection (FCGI_MPXS_CONNS) [default: true].
-    /// [limits] mpxs_conns
+    /// config: [limits] mpxs_conns
     #[arg(long, value_name = "BOOL", help_heading = "Limits")]
     pub mpxs_conns: Option<bool>,
 
     /// Bytes queued for sending per connection above which responses wait [default: 256KiB].
-    /// [limits] send_queue_high_water
+    /// config: [limits] send_queue_high_water
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub send_queue_high_water: Option<ByteSize>,
 
-    /// Time to receive a request's params or SCGI header [default: 10s]. [timeouts] params
+    /// Time to receive a request's params or SCGI header [default: 10s]. config: [timeouts] params
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub params_timeout: Option<Duration>,
 
-    /// Longest pause inside a request body [default: 30s]. [timeouts] body_idle
+    /// Longest pause inside a request body [default: 30s]. config: [timeouts] body_idle
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub body_idle_timeout: Option<Duration>,
 
-    /// Time a handler has to start its response [default: 60s]. [timeouts] handler
+    /// Time a handler has to start its response [default: 60s]. config: [timeouts] handler
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub handler_timeout: Option<Duration>,
 
     /// Longest wait for the peer to take more response bytes [default: 30s].
-    /// [timeouts] write
+    /// config: [timeouts] write
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub write_timeout: Option<Duration>,
 
     /// Idle time before a kept-alive connection is closed [default: 60s].
-    /// [timeouts] keepalive_idle
+    /// config: [timeouts] keepalive_idle
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub keepalive_idle_timeout: Option<Duration>,
 
-    /// Time in-flight requests get after SIGTERM/SIGINT [default: 30s]. [timeouts] drain
+    /// Time in-flight requests get after SIGTERM/SIGINT [default: 30s]. config: [timeouts] drain
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
 
-    /// Registered (io_uring fixed) buffers per worker; 0 disables them [default: 64].
-    /// [buffers] count
+    /// Registered (io_uring fixed) buffers per worker; 0 disables them [default: 0, since
+    /// they measured no faster on sockets]. config: [buffers] count
     #[arg(long, value_name = "N", help_heading = "Buffers")]
     pub buffers_count: Option<usize>,
 
-    /// Size of each registered buffer [default: 64KiB]. [buffers] size
+    /// Size of each registered buffer [default: 64KiB]. config: [buffers] size
     #[arg(long, value_name = "SIZE", help_heading = "Buffers")]
     pub buffers_size: Option<ByteSize>,
 }

@@ -17,6 +17,7 @@ pub mod bufpool;
 pub mod conn;
 pub mod listener;
 pub mod notify;
+pub mod send;
 pub mod serve;
 pub mod shutdown;
 pub mod worker;

@@ -251,7 +251,12 @@ async fn accept_loop<H, F>(
             Err(e) => match classify_accept_error(&e) {
                 AcceptErrorAction::Retry => {}
                 AcceptErrorAction::Backoff => {
-                    tracing::error!(worker = ctx.worker, listener = %acc.spec().name, error = %e, "accept failed; pausing");
+                    tracing::error!(
+                        worker = ctx.worker,
+                        listener = %acc.spec().name,
+                        error = %e,
+                        "accept failed; pausing"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                         _ = shutdown.draining() => break,
@@ -259,7 +264,12 @@ async fn accept_loop<H, F>(
                 }
                 AcceptErrorAction::Stop => {
                     if !shutdown.is_draining() {
-                        tracing::error!(worker = ctx.worker, listener = %acc.spec().name, error = %e, "listener unusable; no longer accepting on it");
+                        tracing::error!(
+                            worker = ctx.worker,
+                            listener = %acc.spec().name,
+                            error = %e,
+                            "listener unusable; no longer accepting on it"
+                        );
                     }
                     break;
                 }

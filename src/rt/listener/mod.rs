@@ -3,7 +3,7 @@
 //! listeners (the worker converts them on its own runtime, see [`crate::rt::accept`]).
 //!
 //! - TCP: one socket per worker in one SO_REUSEPORT group; a port already held by another
-//!   process is an error (see [`tcp`](self) for how that is detected without a race).
+//!   process is an error (`listener/tcp.rs` explains how that is detected without a race).
 //! - Unix: one socket shared by all workers (each gets a `dup`), mode and owner
 //!   configurable, a stale socket file replaced, a live one or a non-socket refused.
 //! - Inherited (systemd): one socket shared by all workers, never shut down or unlinked by
