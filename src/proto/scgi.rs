@@ -4,12 +4,21 @@
 //! `CONTENT_LENGTH` must come first, `SCGI` must be `1`, names are unique, and the header
 //! size is bounded before anything is buffered.
 
-use bytes::BytesMut;
+use std::collections::HashSet;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
 
 /// Default limit on the netstring's declared length.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Default limit on the number of variables, `CONTENT_LENGTH` and `SCGI` included.
+pub const DEFAULT_MAX_VARS: usize = 256;
+
+/// With more variables than this, duplicate names are found with a hash set instead of a
+/// linear scan (which costs nothing to set up for the usual few dozen).
+const LINEAR_DUP_CHECK_MAX: usize = 32;
 
 /// Why an SCGI header was refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -50,7 +59,7 @@ pub enum ScgiError {
 }
 
 /// A decoded SCGI header.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScgiHeader {
     /// All variables, `CONTENT_LENGTH` and `SCGI` included, in wire order.
     pub vars: CgiVars,
@@ -58,30 +67,484 @@ pub struct ScgiHeader {
     pub content_length: u64,
 }
 
+/// Where the decoder is in the netstring.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// Reading the decimal length prefix: its value so far and how many digits were seen.
+    Length { len: usize, digits: usize },
+    /// The `:` has been consumed; waiting for `len` bytes of pairs and the `,`.
+    Body { len: usize },
+}
+
 /// Incremental SCGI header decoder over a buffer the caller owns and appends to.
+///
+/// Call [`ScgiDecoder::decode`] after each read until it returns a header. Digits of the
+/// length prefix are consumed from `buf` as they arrive (so a prefix split across reads, even
+/// one byte at a time, is never rescanned), and the prefix is refused as soon as its value
+/// exceeds the limit, so at most one digit more than the limit has is ever read. The pairs are
+/// buffered only once the declared length is known to be within the limit. After a header the
+/// decoder is back at its start; after an error it keeps returning that error.
 #[derive(Debug)]
 pub struct ScgiDecoder {
-    _todo: (),
+    max_header_bytes: usize,
+    max_vars: usize,
+    state: State,
+    failed: Option<ScgiError>,
 }
 
 impl ScgiDecoder {
     /// A decoder with the given limits.
     pub fn new(max_header_bytes: usize, max_vars: usize) -> Self {
-        let _ = (max_header_bytes, max_vars);
-        todo!("helper: proto")
+        Self {
+            max_header_bytes,
+            max_vars,
+            state: State::Length { len: 0, digits: 0 },
+            failed: None,
+        }
     }
 
     /// Takes the header off the front of `buf` (the body stays in `buf`), or `Ok(None)` if
     /// more bytes are needed. Never rescans bytes it has already examined.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ScgiHeader>, ScgiError> {
-        let _ = buf;
-        todo!("helper: proto")
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self.decode_inner(buf);
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
     }
+
+    fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<ScgiHeader>, ScgiError> {
+        if let State::Length {
+            mut len,
+            mut digits,
+        } = self.state
+        {
+            let mut used = 0;
+            let mut colon = false;
+            for &b in buf.iter() {
+                used += 1;
+                match b {
+                    b':' if digits > 0 => {
+                        colon = true;
+                        break;
+                    }
+                    // A leading zero is only allowed as the whole prefix ("0:").
+                    b'0'..=b'9' if !(digits == 1 && len == 0) => {
+                        len = len
+                            .checked_mul(10)
+                            .and_then(|l| l.checked_add(usize::from(b - b'0')))
+                            .ok_or(ScgiError::BadLength)?;
+                        digits += 1;
+                        if len > self.max_header_bytes {
+                            return Err(ScgiError::TooLarge {
+                                limit: self.max_header_bytes,
+                            });
+                        }
+                    }
+                    _ => return Err(ScgiError::BadLength),
+                }
+            }
+            buf.advance(used);
+            self.state = if colon {
+                State::Body { len }
+            } else {
+                State::Length { len, digits }
+            };
+        }
+        let State::Body { len } = self.state else {
+            return Ok(None);
+        };
+        if buf.len() <= len {
+            buf.reserve(len + 1 - buf.len());
+            return Ok(None);
+        }
+        if buf[len] != b',' {
+            return Err(ScgiError::MissingComma);
+        }
+        let pairs = buf.split_to(len).freeze();
+        buf.advance(1);
+        self.state = State::Length { len: 0, digits: 0 };
+        parse_pairs(pairs, self.max_vars).map(Some)
+    }
+}
+
+/// Parses `name NUL value NUL ...` and checks the SCGI rules on the variables.
+fn parse_pairs(pairs: Bytes, max_vars: usize) -> Result<ScgiHeader, ScgiError> {
+    let mut vars = CgiVars::new();
+    let mut rest = &pairs[..];
+    let mut pos = 0;
+    while !rest.is_empty() {
+        if vars.len() == max_vars {
+            return Err(ScgiError::TooManyVars { limit: max_vars });
+        }
+        let name_len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(ScgiError::Malformed)?;
+        if name_len == 0 {
+            return Err(ScgiError::Malformed);
+        }
+        let after_name = &rest[name_len + 1..];
+        let value_len = after_name
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(ScgiError::Malformed)?;
+        let name = pairs.slice(pos..pos + name_len);
+        let value_start = pos + name_len + 1;
+        let value = pairs.slice(value_start..value_start + value_len);
+        pos = value_start + value_len + 1;
+        rest = &pairs[pos..];
+        vars.push(name, value);
+    }
+    let content_length = match vars.iter().next() {
+        Some((b"CONTENT_LENGTH", v)) => parse_decimal(v).ok_or(ScgiError::BadContentLength)?,
+        _ => return Err(ScgiError::MissingContentLength),
+    };
+    if vars.get("SCGI") != Some(b"1") {
+        return Err(ScgiError::BadScgiVersion);
+    }
+    check_unique(&vars)?;
+    Ok(ScgiHeader {
+        vars,
+        content_length,
+    })
+}
+
+/// A non-empty run of ASCII digits that fits in a `u64`.
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+fn check_unique(vars: &CgiVars) -> Result<(), ScgiError> {
+    let dup = |name: &[u8]| ScgiError::DuplicateName(String::from_utf8_lossy(name).into_owned());
+    if vars.len() <= LINEAR_DUP_CHECK_MAX {
+        let names: Vec<&[u8]> = vars.iter().map(|(n, _)| n).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(dup(n));
+            }
+        }
+    } else {
+        let mut seen = HashSet::with_capacity(vars.len());
+        for (n, _) in vars.iter() {
+            if !seen.insert(n) {
+                return Err(dup(n));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes an SCGI request header (client side: tests and the load generator).
 /// `CONTENT_LENGTH` and `SCGI=1` come first, then `vars`.
+///
+/// `vars` must not contain `CONTENT_LENGTH` or `SCGI` again (the decoder refuses duplicates)
+/// and no name or value may contain a NUL byte: both are the caller's to ensure.
 pub fn encode_header(out: &mut BytesMut, content_length: u64, vars: &[(&[u8], &[u8])]) {
-    let _ = (out, content_length, vars);
-    todo!("helper: proto")
+    let mut digits = [0u8; 20];
+    let cl = format_decimal(content_length, &mut digits);
+    let len = b"CONTENT_LENGTH\0".len()
+        + cl.len()
+        + 1
+        + b"SCGI\x001\0".len()
+        + vars
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum::<usize>();
+    let mut prefix = [0u8; 20];
+    let prefix = format_decimal(len as u64, &mut prefix);
+    out.reserve(prefix.len() + 1 + len + 1);
+    out.put_slice(prefix);
+    out.put_u8(b':');
+    out.put_slice(b"CONTENT_LENGTH\0");
+    out.put_slice(cl);
+    out.put_slice(b"\0SCGI\x001\0");
+    for (n, v) in vars {
+        out.put_slice(n);
+        out.put_u8(0);
+        out.put_slice(v);
+        out.put_u8(0);
+    }
+    out.put_u8(b',');
+}
+
+/// Formats `n` in decimal into `buf` and returns the digits.
+fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // A single decimal digit: the cast cannot truncate.
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netstring around `pairs` as given, without any checks.
+    fn raw(pairs: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(format!("{}:", pairs.len()).as_bytes());
+        b.extend_from_slice(pairs);
+        b.extend_from_slice(b",");
+        b
+    }
+
+    fn decode(buf: &mut BytesMut) -> Result<Option<ScgiHeader>, ScgiError> {
+        ScgiDecoder::new(DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_VARS).decode(buf)
+    }
+
+    fn decode_err(pairs: &[u8]) -> ScgiError {
+        decode(&mut raw(pairs)).unwrap_err()
+    }
+
+    #[test]
+    fn decodes_and_leaves_the_body() {
+        let mut buf = BytesMut::new();
+        encode_header(
+            &mut buf,
+            5,
+            &[(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/x?y")],
+        );
+        assert_eq!(
+            &buf[..],
+            b"61:CONTENT_LENGTH\x005\0SCGI\x001\0REQUEST_METHOD\0POST\0REQUEST_URI\0/x?y\0,"
+        );
+        buf.extend_from_slice(b"hello");
+        let h = decode(&mut buf).unwrap().unwrap();
+        assert_eq!(h.content_length, 5);
+        assert_eq!(h.vars.len(), 4);
+        assert_eq!(h.vars.get("REQUEST_URI"), Some(&b"/x?y"[..]));
+        assert_eq!(&buf[..], b"hello");
+    }
+
+    #[test]
+    fn one_byte_at_a_time_with_a_multi_digit_prefix() {
+        let mut wire = BytesMut::new();
+        let v = vec![b'v'; 2000];
+        encode_header(&mut wire, 0, &[(b"HTTP_COOKIE", &v)]);
+        let mut d = ScgiDecoder::new(DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_VARS);
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for (i, b) in wire.iter().enumerate() {
+            buf.extend_from_slice(&[*b]);
+            match d.decode(&mut buf).unwrap() {
+                Some(h) => {
+                    assert_eq!(i, wire.len() - 1);
+                    got = Some(h);
+                }
+                None => assert!(i < wire.len() - 1),
+            }
+        }
+        let h = got.unwrap();
+        assert_eq!(h.vars.get("HTTP_COOKIE"), Some(&v[..]));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn decoder_is_reusable_after_a_header() {
+        let mut buf = BytesMut::new();
+        encode_header(&mut buf, 1, &[]);
+        encode_header(&mut buf, 2, &[]);
+        let mut d = ScgiDecoder::new(100, 10);
+        assert_eq!(d.decode(&mut buf).unwrap().unwrap().content_length, 1);
+        assert_eq!(d.decode(&mut buf).unwrap().unwrap().content_length, 2);
+        assert_eq!(d.decode(&mut buf).unwrap().map(|h| h.content_length), None);
+    }
+
+    #[test]
+    fn bad_length_prefixes() {
+        for p in [
+            &b":"[..],
+            b"a",
+            b"01:",
+            b"00",
+            b"-1:",
+            b" 1:",
+            b"1 :",
+            b"1a",
+        ] {
+            let mut buf = BytesMut::from(p);
+            assert_eq!(decode(&mut buf).unwrap_err(), ScgiError::BadLength, "{p:?}");
+        }
+        // A lone "0" may still be "0:" ; the empty header then lacks CONTENT_LENGTH.
+        let mut buf = BytesMut::from(&b"0"[..]);
+        let mut d = ScgiDecoder::new(100, 10);
+        assert_eq!(d.decode(&mut buf).unwrap().map(|h| h.content_length), None);
+        buf.extend_from_slice(b":,");
+        assert_eq!(d.decode(&mut buf), Err(ScgiError::MissingContentLength));
+    }
+
+    #[test]
+    fn length_overflow_is_bad_length_not_a_panic() {
+        let mut buf = BytesMut::from(&b"99999999999999999999999999:"[..]);
+        let mut d = ScgiDecoder::new(usize::MAX, 10);
+        assert_eq!(d.decode(&mut buf), Err(ScgiError::BadLength));
+    }
+
+    #[test]
+    fn header_size_limit_is_exact_and_checked_before_buffering() {
+        let mut wire = BytesMut::new();
+        encode_header(&mut wire, 0, &[(b"X", b"y")]);
+        let len: usize = std::str::from_utf8(&wire[..2]).unwrap().parse().unwrap();
+        let mut buf = wire.clone();
+        assert!(ScgiDecoder::new(len, 10)
+            .decode(&mut buf)
+            .unwrap()
+            .is_some());
+        // Only the prefix has arrived: refused already.
+        let mut buf = BytesMut::from(&wire[..2]);
+        assert_eq!(
+            ScgiDecoder::new(len - 1, 10).decode(&mut buf),
+            Err(ScgiError::TooLarge { limit: len - 1 })
+        );
+        // Digits one at a time: refused at the digit that passes the limit.
+        let mut d = ScgiDecoder::new(999, 10);
+        let mut buf = BytesMut::new();
+        for digit in b"100" {
+            buf.extend_from_slice(&[*digit]);
+            assert_eq!(d.decode(&mut buf).unwrap().map(|h| h.content_length), None);
+        }
+        buf.extend_from_slice(b"0");
+        assert_eq!(d.decode(&mut buf), Err(ScgiError::TooLarge { limit: 999 }));
+    }
+
+    #[test]
+    fn missing_comma() {
+        let mut buf = raw(b"CONTENT_LENGTH\x000\0SCGI\x001\0");
+        let n = buf.len();
+        buf[n - 1] = b';';
+        assert_eq!(decode(&mut buf), Err(ScgiError::MissingComma));
+    }
+
+    #[test]
+    fn malformed_pairs() {
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI"),
+            ScgiError::Malformed
+        );
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI\x001"),
+            ScgiError::Malformed
+        );
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0\0x\0"),
+            ScgiError::Malformed
+        );
+        assert_eq!(decode_err(b"CONTENT_LENGTH\x000"), ScgiError::Malformed);
+    }
+
+    #[test]
+    fn content_length_must_be_first_and_decimal() {
+        assert_eq!(decode_err(b""), ScgiError::MissingContentLength);
+        assert_eq!(
+            decode_err(b"SCGI\x001\0CONTENT_LENGTH\x000\0"),
+            ScgiError::MissingContentLength
+        );
+        for v in [
+            &b""[..],
+            b"1a",
+            b"+1",
+            b" 1",
+            b"-0",
+            b"18446744073709551616",
+        ] {
+            let mut p = b"CONTENT_LENGTH\0".to_vec();
+            p.extend_from_slice(v);
+            p.extend_from_slice(b"\0SCGI\x001\0");
+            assert_eq!(decode_err(&p), ScgiError::BadContentLength, "{v:?}");
+        }
+        let h = decode(&mut raw(
+            b"CONTENT_LENGTH\x0018446744073709551615\0SCGI\x001\0",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.content_length, u64::MAX);
+    }
+
+    #[test]
+    fn scgi_must_be_1() {
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0"),
+            ScgiError::BadScgiVersion
+        );
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI\x002\0"),
+            ScgiError::BadScgiVersion
+        );
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI\0\0"),
+            ScgiError::BadScgiVersion
+        );
+    }
+
+    #[test]
+    fn duplicate_names_few_and_many() {
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI\x001\0A\0x\0A\0y\0"),
+            ScgiError::DuplicateName("A".into())
+        );
+        assert_eq!(
+            decode_err(b"CONTENT_LENGTH\x000\0SCGI\x001\0SCGI\x001\0"),
+            ScgiError::DuplicateName("SCGI".into())
+        );
+        let mut many: Vec<(Vec<u8>, &[u8])> = (0..40)
+            .map(|i| (format!("V{i}").into_bytes(), &b"v"[..]))
+            .collect();
+        let vars: Vec<(&[u8], &[u8])> = many.iter().map(|(n, v)| (&n[..], *v)).collect();
+        let mut ok = BytesMut::new();
+        encode_header(&mut ok, 0, &vars);
+        assert_eq!(decode(&mut ok).unwrap().unwrap().vars.len(), 42);
+        many.push((b"V7".to_vec(), b"again"));
+        let vars: Vec<(&[u8], &[u8])> = many.iter().map(|(n, v)| (&n[..], *v)).collect();
+        let mut dup = BytesMut::new();
+        encode_header(&mut dup, 0, &vars);
+        assert_eq!(decode(&mut dup), Err(ScgiError::DuplicateName("V7".into())));
+    }
+
+    #[test]
+    fn var_limit_is_exact() {
+        let mut buf = BytesMut::new();
+        encode_header(&mut buf, 0, &[(b"A", b"1"), (b"B", b"2")]);
+        let wire = buf.clone();
+        assert!(ScgiDecoder::new(100, 4).decode(&mut buf).unwrap().is_some());
+        let mut buf = wire;
+        assert_eq!(
+            ScgiDecoder::new(100, 3).decode(&mut buf),
+            Err(ScgiError::TooManyVars { limit: 3 })
+        );
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let mut d = ScgiDecoder::new(100, 10);
+        let mut buf = BytesMut::from(&b"x"[..]);
+        assert_eq!(d.decode(&mut buf), Err(ScgiError::BadLength));
+        let mut good = BytesMut::new();
+        encode_header(&mut good, 0, &[]);
+        assert_eq!(d.decode(&mut good), Err(ScgiError::BadLength));
+    }
+
+    #[test]
+    fn format_decimal_edges() {
+        let mut b = [0u8; 20];
+        assert_eq!(format_decimal(0, &mut b), b"0");
+        assert_eq!(format_decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
 }
