@@ -189,7 +189,8 @@ impl FastCgiEngine {
     }
 
     /// Ends a request on the wire for `cause` and tells the driver to stop its handler.
-    fn abort_slot(&mut self, slot: usize, cause: AbortCause, now: Instant) {
+    /// Without a response head yet, `answer` is sent (except to a peer that aborted).
+    fn abort_slot(&mut self, slot: usize, cause: AbortCause, answer: StatusCode, now: Instant) {
         let key = self.key_of(slot);
         let req = &self.requests[slot];
         let (id, announced, output) = (req.id, matches!(req.params, Params::Announced), req.output);
@@ -203,7 +204,7 @@ impl FastCgiEngine {
         if output == Output::Head && cause != AbortCause::PeerAbort {
             // Nothing sent yet: answer with an error status rather than an empty response.
             self.scratch.clear();
-            canned::write(&mut self.scratch, canned::status_for(cause));
+            canned::write(&mut self.scratch, answer);
             encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
         }
         encode_stream_end(self.out.buf(), RecordType::STDOUT, id);
@@ -220,7 +221,7 @@ impl FastCgiEngine {
             RecordType::ABORT_REQUEST => {
                 // An abort for an id not in flight (already ended) is ignored.
                 if let Some(slot) = self.slot_of(record.request_id) {
-                    self.abort_slot(slot, AbortCause::PeerAbort, now);
+                    self.abort_slot(slot, AbortCause::PeerAbort, StatusCode::OK, now);
                 }
             }
             RecordType::PARAMS => self.handle_params(record, now),
@@ -634,7 +635,7 @@ impl Channel for FastCgiEngine {
     fn abort(&mut self, key: RequestKey, cause: AbortCause, now: Instant) -> Result<(), ApiError> {
         let slot = self.lookup(key)?;
         // The driver asked for it: its own handler needs no Aborted event back.
-        self.abort_slot(slot, cause, now);
+        self.abort_slot(slot, cause, canned::status_for(cause), now);
         self.events
             .retain(|e| !matches!(e, Event::Aborted(k, _) if *k == key));
         Ok(())
@@ -705,7 +706,7 @@ impl Channel for FastCgiEngine {
                 self.stat(Stat::LimitHit {
                     limit: "body_idle_timeout",
                 });
-                self.abort_slot(slot, AbortCause::Timeout, now);
+                self.abort_slot(slot, AbortCause::Timeout, StatusCode::REQUEST_TIMEOUT, now);
             } else {
                 self.stat(Stat::LimitHit {
                     limit: "params_timeout",
