@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::app::Handler;
 use crate::channel::{Limits, StreamEngine, Timeouts};
-use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
+use crate::metrics::{ListenerNames, SendMode, WorkerMetrics};
 use crate::proto::cgi::CgiVars;
 use crate::rt::driver::{self, WorkerShared, WriteHalf};
 use crate::rt::io::EpollRead;
@@ -28,14 +28,18 @@ pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Serves the one request described by the environment and stdin with `handler`.
 pub fn run<H: Handler>(handler: H) -> io::Result<()> {
     let vars = vars_from_env(std::env::vars_os());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, serve(handler, vars));
     Ok(())
 }
 
 /// The CGI variables of a process environment, in its order.
-pub fn vars_from_env(env: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> CgiVars {
+pub fn vars_from_env(
+    env: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> CgiVars {
     use std::os::unix::ffi::OsStringExt;
     let mut vars = CgiVars::new();
     for (name, value) in env {
@@ -58,7 +62,8 @@ async fn serve<H: Handler>(handler: H, vars: CgiVars) {
     let engine = StreamEngine::cgi(vars, limits, Timeouts::default(), Instant::now());
     let stdin = EpollRead::new(tokio::io::stdin());
     let stdout = Stdout(tokio::io::stdout());
-    driver::serve(engine, stdin, stdout, worker, ListenerLabel::default()).await;
+    let listener = ListenerNames::new().add("cgi");
+    driver::serve(engine, stdin, stdout, worker, listener).await;
 }
 
 /// Standard output as the write half of the "connection".

@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::app::{build_request, Body, BodyError, BodySource, Handler};
 use crate::channel::{
-    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, Rejection,
-    RequestKey, Stat, Timeouts,
+    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, Rejection, RequestKey,
+    Stat, Timeouts,
 };
 use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
 
@@ -108,7 +108,12 @@ impl<H: Handler> WorkerShared<H> {
     /// Stops new requests on every connection; in-flight ones finish.
     pub fn drain(&self) {
         self.draining.set(true);
-        let conns: Vec<_> = self.connections.borrow().iter().filter_map(|(_, c)| c.upgrade()).collect();
+        let conns: Vec<_> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
         for conn in conns {
             conn.drain();
         }
@@ -123,7 +128,12 @@ impl<H: Handler> WorkerShared<H> {
 
     /// Ends every remaining connection now (the drain deadline passed).
     pub fn abort_all(&self) {
-        let conns: Vec<_> = self.connections.borrow().iter().filter_map(|(_, c)| c.upgrade()).collect();
+        let conns: Vec<_> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
         for conn in conns {
             conn.abort_all();
         }
@@ -145,7 +155,6 @@ struct RequestSlot {
 struct Conn<E, H> {
     engine: RefCell<E>,
     worker: Rc<WorkerShared<H>>,
-    listener: ListenerLabel,
     requests: RefCell<HashMap<RequestKey, RequestSlot>>,
     reader_parked: Cell<bool>,
     reader_wake: Notify,
@@ -174,7 +183,6 @@ pub async fn serve<E, H, R, W>(
     let conn = Rc::new(Conn {
         engine: RefCell::new(engine),
         worker: worker.clone(),
-        listener,
         requests: RefCell::new(HashMap::new()),
         reader_parked: Cell::new(false),
         reader_wake: Notify::new(),
@@ -198,7 +206,12 @@ pub async fn serve<E, H, R, W>(
     let _ = read_task.await;
     timer_task.abort();
     // Whatever still runs can never reach the peer.
-    let orphans: Vec<_> = conn.requests.borrow_mut().drain().filter_map(|(_, s)| s.task).collect();
+    let orphans: Vec<_> = conn
+        .requests
+        .borrow_mut()
+        .drain()
+        .filter_map(|(_, s)| s.task)
+        .collect();
     for task in orphans {
         task.abort();
     }
@@ -220,7 +233,10 @@ impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
         let keys: Vec<RequestKey> = self.requests.borrow().keys().copied().collect();
         let now = Instant::now();
         for key in keys {
-            let _ = self.engine.borrow_mut().abort(key, AbortCause::Shutdown, now);
+            let _ = self
+                .engine
+                .borrow_mut()
+                .abort(key, AbortCause::Shutdown, now);
         }
         self.close_reason.set(Some(CloseReason::Shutdown));
         self.engine.borrow_mut().handle_write_failed(now);
@@ -287,23 +303,43 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         let key = new.key;
         let worker = &self.worker;
         if worker.in_flight.get() >= worker.max_in_flight {
-            worker.metrics.record(&Stat::LimitHit { limit: "max_in_flight" });
-            let _ = self.engine.borrow_mut().reject(key, Rejection::Overloaded, Instant::now());
+            worker.metrics.record(&Stat::LimitHit {
+                limit: "max_in_flight",
+            });
+            let _ = self
+                .engine
+                .borrow_mut()
+                .reject(key, Rejection::Overloaded, Instant::now());
             return;
         }
         worker.in_flight.set(worker.in_flight.get() + 1);
-        worker.metrics.request_in_flight_delta(1.0);
+        worker.metrics.request_in_flight_delta(1);
         let length = new.head.content_length;
-        let body = Body::stream(ConnBody { conn: self.clone(), key, stream: InputStream::Body }, length);
+        let body = Body::stream(
+            ConnBody {
+                conn: self.clone(),
+                key,
+                stream: InputStream::Body,
+            },
+            length,
+        );
         let data = new.filter.map(|f| {
-            let source = ConnBody { conn: self.clone(), key, stream: InputStream::FilterData };
+            let source = ConnBody {
+                conn: self.clone(),
+                key,
+                stream: InputStream::FilterData,
+            };
             Body::stream(source, f.data_length)
         });
         let request = build_request(new, body, data);
         let writable = Rc::new(Notify::new());
         self.requests.borrow_mut().insert(
             key,
-            RequestSlot { task: None, readers: [None, None], writable: writable.clone() },
+            RequestSlot {
+                task: None,
+                readers: [None, None],
+                writable: writable.clone(),
+            },
         );
         let task = tokio::task::spawn_local(run_request(self.clone(), key, request, writable));
         if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
@@ -335,7 +371,7 @@ impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
         let worker = &self.conn.worker;
         worker.in_flight.set(worker.in_flight.get() - 1);
-        worker.metrics.request_in_flight_delta(-1.0);
+        worker.metrics.request_in_flight_delta(-1);
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
             requests.remove(&self.key);
         }
@@ -348,7 +384,10 @@ async fn run_request<E: Channel + 'static, H: Handler>(
     request: http::Request<Body>,
     writable: Rc<Notify>,
 ) {
-    let _guard = RequestGuard { conn: conn.clone(), key };
+    let _guard = RequestGuard {
+        conn: conn.clone(),
+        key,
+    };
     let handler = conn.worker.handler.clone();
     let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
     let response = match tokio::time::timeout(conn.worker.handler_timeout, call).await {
@@ -362,12 +401,17 @@ async fn run_request<E: Channel + 'static, H: Handler>(
             return conn.abort_request(key, AbortCause::HandlerError);
         }
         Err(_elapsed) => {
-            conn.worker.metrics.record(&Stat::LimitHit { limit: "handler_timeout" });
+            conn.worker.metrics.record(&Stat::LimitHit {
+                limit: "handler_timeout",
+            });
             return conn.abort_request(key, AbortCause::Timeout);
         }
     };
     let (parts, mut body) = response.into_parts();
-    let sent = conn.engine.borrow_mut().send_head(key, parts.status, &parts.headers, Instant::now());
+    let sent =
+        conn.engine
+            .borrow_mut()
+            .send_head(key, parts.status, &parts.headers, Instant::now());
     if sent.is_err() {
         return; // Aborted meanwhile: the key is stale.
     }
@@ -417,7 +461,11 @@ struct ConnBody<E: Channel + 'static, H: Handler> {
 
 impl<E: Channel + 'static, H: Handler> BodySource for ConnBody<E, H> {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
-        let chunk = self.conn.engine.borrow_mut().poll_body(self.key, self.stream, Instant::now());
+        let chunk = self
+            .conn
+            .engine
+            .borrow_mut()
+            .poll_body(self.key, self.stream, Instant::now());
         match chunk {
             BodyChunk::Data(data) => {
                 self.conn.after();
@@ -436,7 +484,10 @@ impl<E: Channel + 'static, H: Handler> BodySource for ConnBody<E, H> {
     }
 }
 
-async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(conn: Rc<Conn<E, H>>, mut reader: R) {
+async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
+    conn: Rc<Conn<E, H>>,
+    mut reader: R,
+) {
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
     loop {
         if conn.finished.get() {
@@ -480,13 +531,17 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(conn: Rc<Conn<
     }
 }
 
-async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(conn: &Rc<Conn<E, H>>, mut writer: W) {
+async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
+    conn: &Rc<Conn<E, H>>,
+    mut writer: W,
+) {
     loop {
         let output = conn.engine.borrow_mut().take_output();
         if let Some(data) = output {
             let n = data.len();
             conn.writing.set(n);
-            let sent = tokio::time::timeout(conn.worker.write_timeout, writer.write_all(data)).await;
+            let sent =
+                tokio::time::timeout(conn.worker.write_timeout, writer.write_all(data)).await;
             conn.writing.set(0);
             let now = Instant::now();
             match sent {
@@ -501,7 +556,9 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(conn: &Rc<Co
                     conn.engine.borrow_mut().handle_write_failed(now);
                 }
                 Err(_elapsed) => {
-                    conn.worker.metrics.record(&Stat::LimitHit { limit: "write_timeout" });
+                    conn.worker.metrics.record(&Stat::LimitHit {
+                        limit: "write_timeout",
+                    });
                     conn.close_reason.set(Some(CloseReason::Timeout));
                     conn.engine.borrow_mut().handle_write_failed(now);
                 }

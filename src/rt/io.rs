@@ -14,7 +14,8 @@ use crate::metrics::SendMode;
 /// An io_uring stream (TCP or Unix), shared by the read and the write half.
 pub trait UringStream: 'static {
     /// Reads into `buf`'s spare capacity.
-    fn read(&self, buf: Vec<u8>) -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)>;
+    fn read(&self, buf: Vec<u8>)
+        -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)>;
     /// Writes all of `data`.
     fn write_all(&self, data: Bytes) -> impl std::future::Future<Output = io::Result<()>>;
     /// Shuts the socket down.
@@ -66,15 +67,25 @@ impl<S: UringStream> WriteHalf for UringWrite<S> {
     }
 }
 
-/// The read half of a tokio (epoll) stream.
+/// The read half of a tokio (epoll) stream, or of any `AsyncRead` such as stdin.
 pub struct EpollRead<R>(R);
+
+impl<R> EpollRead<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R) -> Self {
+        Self(reader)
+    }
+}
 /// The write half of a tokio (epoll) stream.
 pub struct EpollWrite<W>(W);
 
 /// Both halves of a tokio TCP stream.
 pub fn epoll_tcp_halves(
     stream: tokio::net::TcpStream,
-) -> (EpollRead<tokio::net::tcp::OwnedReadHalf>, EpollWrite<tokio::net::tcp::OwnedWriteHalf>) {
+) -> (
+    EpollRead<tokio::net::tcp::OwnedReadHalf>,
+    EpollWrite<tokio::net::tcp::OwnedWriteHalf>,
+) {
     let (r, w) = stream.into_split();
     (EpollRead(r), EpollWrite(w))
 }
@@ -82,7 +93,10 @@ pub fn epoll_tcp_halves(
 /// Both halves of a tokio Unix stream.
 pub fn epoll_unix_halves(
     stream: tokio::net::UnixStream,
-) -> (EpollRead<tokio::net::unix::OwnedReadHalf>, EpollWrite<tokio::net::unix::OwnedWriteHalf>) {
+) -> (
+    EpollRead<tokio::net::unix::OwnedReadHalf>,
+    EpollWrite<tokio::net::unix::OwnedWriteHalf>,
+) {
     let (r, w) = stream.into_split();
     (EpollRead(r), EpollWrite(w))
 }

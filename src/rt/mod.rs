@@ -2,5 +2,5 @@
 //! tokio on epoll where io_uring is unavailable), and the per-connection driver that glues a
 //! socket to a channel engine and the application. No protocol parsing happens here.
 
-//TMP pub mod driver;
-//TMP pub mod io;
+pub mod driver;
+pub mod io;
