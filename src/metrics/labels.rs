@@ -101,8 +101,9 @@ pub fn refusal_index(status: ProtocolStatus) -> usize {
 }
 
 /// A listener's place in the [`ListenerNames`] it was added to: a small index, cheap to copy
-/// into every connection, that [`super::WorkerMetrics`] turns into the `listener` label.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// into every connection, that [`super::WorkerMetrics`] turns into the `listener` label. The
+/// default is the first name added (index 0); with an empty [`ListenerNames`] it counts nowhere.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct ListenerLabel(u32);
 
 impl ListenerLabel {

@@ -279,9 +279,9 @@ fn connections_bytes_sends_and_slabs() {
         m.set_slab(SlabKind::Requests, 10, 1024);
         m.set_slab(SlabKind::Requests, 12, 1024);
         m.set_slab(SlabKind::Connections, 3, 4096);
-        m.request_in_flight_delta(1);
-        m.request_in_flight_delta(2);
-        m.request_in_flight_delta(-1);
+        m.request_in_flight_delta(1.0);
+        m.request_in_flight_delta(2.0);
+        m.request_in_flight_delta(-1.0);
     });
     assert_lines(
         &out,
@@ -416,7 +416,7 @@ fn disabled_registers_and_records_nothing() {
         });
         m.connection_accepted(listeners().add(FCGI));
         m.set_slab(SlabKind::Requests, 1, 2);
-        m.request_in_flight_delta(1);
+        m.request_in_flight_delta(1.0);
     });
     let out = handle.render();
     assert!(!out.contains("ringgate_"), "{out}");

@@ -30,15 +30,23 @@ use crate::channel::{AbortCause, CloseReason, Protocol, Side, Stat};
 /// [`LIMIT_HITS_TOTAL`]'s `limit`) keeps before new values are counted as `other`.
 pub const MAX_DYNAMIC_LABEL_VALUES: usize = 32;
 
-/// The `limit` label values registered up front: the `[limits]` keys of the config file.
+/// The `limit` label values registered up front, so their series exist at 0 before the first
+/// hit: the `[limits]` keys of the config file, and the `<name>_timeout` keys the engines and
+/// the runtime report when a `[timeouts]` entry expires. Other values still work (they are
+/// registered on first use).
 pub const KNOWN_LIMITS: &[&str] = &[
     "max_params_bytes",
     "max_params_pairs",
     "max_scgi_header_bytes",
+    "max_headers",
     "max_body_buffer_bytes",
     "max_requests_per_connection",
     "max_connections",
     "max_in_flight",
+    "params_timeout",
+    "body_idle_timeout",
+    "handler_timeout",
+    "write_timeout",
 ];
 
 const PROTOCOLS: usize = Protocol::ALL.len();
@@ -296,16 +304,11 @@ impl WorkerMetrics {
         self.slab_capacity[kind as usize].set(capacity as f64);
     }
 
-    /// Requests in flight changed by `delta` (+1 when a request-table entry is added, -1 when
-    /// one is removed).
+    /// Requests in flight changed by `delta`: `1.0` when a request-table entry is added,
+    /// `-1.0` when one is removed (an `f64` because that is what the gauge holds).
     #[inline]
-    pub fn request_in_flight_delta(&self, delta: i64) {
-        if delta >= 0 {
-            self.requests_in_flight.increment(delta as f64);
-        } else {
-            self.requests_in_flight
-                .decrement(delta.unsigned_abs() as f64);
-        }
+    pub fn request_in_flight_delta(&self, delta: f64) {
+        self.requests_in_flight.increment(delta);
     }
 
     fn listener(&self, label: ListenerLabel) -> Option<&ListenerHandles> {
