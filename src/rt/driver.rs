@@ -313,7 +313,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
             return;
         }
         worker.in_flight.set(worker.in_flight.get() + 1);
-        worker.metrics.request_in_flight_delta(1);
+        worker.metrics.request_in_flight_delta(1.0);
         let length = new.head.content_length;
         let body = Body::stream(
             ConnBody {
@@ -371,7 +371,7 @@ impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
         let worker = &self.conn.worker;
         worker.in_flight.set(worker.in_flight.get() - 1);
-        worker.metrics.request_in_flight_delta(-1);
+        worker.metrics.request_in_flight_delta(-1.0);
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
             requests.remove(&self.key);
         }

@@ -69,8 +69,11 @@ impl Server {
         let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
         let log = dir.join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
-        cmd.args(["--io", io, "--workers", "2"])
-            .args(["--fastcgi", &format!("127.0.0.1:{fastcgi}")])
+        cmd.args(["--io", io]);
+        if !extra.contains(&"--workers") {
+            cmd.args(["--workers", "2"]);
+        }
+        cmd.args(["--fastcgi", &format!("127.0.0.1:{fastcgi}")])
             .args(["--scgi", &format!("127.0.0.1:{scgi}")])
             .args([
                 "--fastcgi",
