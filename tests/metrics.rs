@@ -73,8 +73,9 @@ fn abort_request_counts_peer_abort() {
 fn client_half_close_counts_read_side() {
     let server = Server::start("epoll", &[]);
     let tcp = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
-    let (status, body) = scgi_call(tcp, "GET", "/hello", b"", tcp_half_close);
-    assert_eq!((status, body), (200, b"Hello, world!\n".to_vec()));
+    // The half-close arrives while the response is still owed (the handler sleeps).
+    let (status, body) = scgi_call(tcp, "GET", "/slow?ms=300", b"", tcp_half_close);
+    assert_eq!((status, body), (200, b"slept 300 ms\n".to_vec()));
     let text = wait_metric(
         &server,
         "ringgate_half_closes_total{side=\"read\",protocol=\"scgi\"}",
@@ -94,7 +95,7 @@ fn disconnect_mid_response_counts_connection_lost() {
         1,
         true,
         "GET",
-        "/stream?chunks=100000&size=65536&delay_ms=1",
+        "/stream?chunks=10000&size=65536&delay_ms=1",
         b"",
     ));
     let first = c.record().unwrap().unwrap();

@@ -267,10 +267,13 @@ impl Channel for StreamEngine {
             return;
         }
         self.read_closed = true;
-        self.stat(Stat::HalfClose {
-            protocol: self.protocol,
-            side: Side::Read,
-        });
+        if let Phase::Active { .. } = self.phase {
+            // Only a half-close with a response still owed is one.
+            self.stat(Stat::HalfClose {
+                protocol: self.protocol,
+                side: Side::Read,
+            });
+        }
         match self.phase {
             Phase::Head(_) => {
                 if self.started != self.last_input || !self.input.is_empty() {
