@@ -6,9 +6,10 @@
 //! epoll otherwise, saying why (Docker's default seccomp profile answers EPERM, old kernels
 //! ENOSYS, a low `RLIMIT_MEMLOCK` on kernels before 5.12 ENOMEM).
 //!
-//! A ring is probed with the `io-uring` crate before `tokio_uring::Runtime::new` is called:
-//! `tokio_uring::start` panics when the ring cannot be set up, and `Runtime::new` leaks the
-//! tokio runtime (and its descriptors) it built before the ring failed.
+//! The main thread probes once with the `io-uring` crate ([`resolve`]) before any worker
+//! calls `tokio_uring::Runtime::new`: `tokio_uring::start` panics when the ring cannot be set
+//! up, and `Runtime::new` leaks the tokio runtime (and its descriptors) it built before the
+//! ring failed, so a failure should be found once, not once per worker.
 //!
 //! Both runtimes run futures inside a `LocalSet`, so [`tokio::task::spawn_local`] works on
 //! either, and tokio's own I/O types work on both (a tokio-uring runtime is a tokio runtime
@@ -242,9 +243,14 @@ impl WorkerRuntime {
         }
     }
 
-    /// A tokio-uring runtime, after checking that a ring can be created.
+    /// A tokio-uring runtime.
+    ///
+    /// No separate probe here: ring memory is charged to `RLIMIT_MEMLOCK` for processes
+    /// without CAP_IPC_LOCK (seen on 6.18: about 28 KiB per 256-entry ring, released
+    /// asynchronously after close), so a probe ring per worker would double what each worker
+    /// needs. `main` probes once with [`resolve`]; if a worker's ring still fails,
+    /// `Runtime::new` leaks the tokio runtime it had built (a few descriptors), once.
     pub fn uring() -> Result<Self, Unavailable> {
-        probe_ring()?;
         let mut b = tokio_uring::builder();
         b.entries(RING_ENTRIES);
         Ok(Self::Uring(tokio_uring::Runtime::new(&b)?))
