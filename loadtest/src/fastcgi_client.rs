@@ -114,7 +114,7 @@ impl Group {
         self.slots
             .iter()
             .filter_map(|s| match s {
-                Slot::Waiting(t) => Some(t.intended),
+                Slot::Waiting(t) => Some(t.due()),
                 _ => None,
             })
             .min()
@@ -126,7 +126,7 @@ impl Group {
         };
         for s in &mut self.slots {
             if let Slot::Waiting(t) = s {
-                if t.intended == due {
+                if t.due() == due {
                     let t = *t;
                     *s = Slot::Free;
                     finish(&self.w, &t, Outcome::Error(kind));
@@ -234,20 +234,23 @@ impl Group {
             }
         }
         let alone = self.slots.iter().position(|s| match s {
-            Slot::Waiting(t) => t.intended <= now && self.ends_connection(t),
+            Slot::Waiting(t) => t.due() <= now && self.ends_connection(t),
             _ => false,
         });
         match alone {
             Some(i) if *in_flight == 0 => {
-                self.send(i, now, shut);
+                // A closed loop does not count the wait for the connection to drain (a
+                // client artifact); the wait for a new connection does count.
+                let drained = self.w.plan.keep_conn && self.w.plan.rate.is_none();
+                self.send(i, now, shut, drained);
                 *in_flight += 1;
                 *last = true;
             }
             Some(_) => {}
             None => {
                 for i in 0..self.slots.len() {
-                    if matches!(&self.slots[i], Slot::Waiting(t) if t.intended <= now) {
-                        self.send(i, now, shut);
+                    if matches!(&self.slots[i], Slot::Waiting(t) if t.due() <= now) {
+                        self.send(i, now, shut, false);
                         *in_flight += 1;
                     }
                 }
@@ -255,8 +258,8 @@ impl Group {
         }
     }
 
-    /// Queues the waiting request of slot `i`.
-    fn send(&mut self, i: usize, now: Instant, shut: &mut bool) {
+    /// Queues the waiting request of slot `i`; `restamp` measures it from now.
+    fn send(&mut self, i: usize, now: Instant, shut: &mut bool, restamp: bool) {
         let Slot::Waiting(t) = self.slots[i] else {
             return;
         };
@@ -277,7 +280,11 @@ impl Group {
         }
         self.slots[i] = Slot::Busy(InFlight {
             ticket: t,
-            from: if w.open_loop() { t.intended } else { now },
+            from: if restamp {
+                now
+            } else {
+                t.latency_origin(now, w.open_loop())
+            },
             deadline: now + w.plan.timeout,
             got_stdout: false,
             stdout_done: false,
@@ -313,7 +320,7 @@ impl Group {
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for s in &self.slots {
             match s {
-                Slot::Waiting(t) if !last && t.intended > now => at(t.intended),
+                Slot::Waiting(t) if !last && t.due() > now => at(t.due()),
                 Slot::Busy(f) => {
                     at(f.deadline);
                     if let (Some(a), false) = (f.abort_at, f.abort_sent) {

@@ -70,7 +70,7 @@ pub fn run_once(plan: &Arc<Plan>, target: &Target, progress: bool) -> std::io::R
     let live = progress && std::io::stderr().is_terminal();
     let warmup_end = start + plan.warmup;
     let mut next_line = start + PROGRESS_INTERVAL;
-    let mut last_ok = 0u64;
+    let mut last_total = 0u64;
     while !handles.iter().all(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(50));
         if live && Instant::now() >= next_line {
@@ -78,31 +78,41 @@ pub fn run_once(plan: &Arc<Plan>, target: &Target, progress: bool) -> std::io::R
             let sum = |f: fn(&Progress) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
             let ok = sum(|p| p.ok.load(Ordering::Relaxed));
             let errors = sum(|p| p.errors.load(Ordering::Relaxed));
-            let now = Instant::now();
-            let phase = if now < warmup_end { "warmup " } else { "" };
-            let t = now.saturating_duration_since(start).as_secs();
+            let warmup = sum(|p| p.warmup.load(Ordering::Relaxed));
+            let total = ok + errors + warmup;
+            let t = Instant::now().saturating_duration_since(start).as_secs();
+            let line = if warmup > 0 && ok + errors == 0 {
+                format!(
+                    "[{t:>3}s] warmup: {warmup} requests, {} req/s",
+                    total - last_total
+                )
+            } else {
+                format!(
+                    "[{t:>3}s] {ok} ok, {errors} errors, {} req/s",
+                    total - last_total
+                )
+            };
             let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[K[{phase}{t:>3}s] {ok} ok, {} req/s, {errors} errors",
-                ok - last_ok
-            );
+            let _ = write!(err, "\r\x1b[K{line}");
             let _ = err.flush();
-            last_ok = ok;
+            last_total = total;
         }
     }
     if live {
         eprint!("\r\x1b[K");
     }
     let mut stats = Stats::new();
+    let mut end = start;
     for h in handles {
         match h.join() {
-            Ok(Ok(s)) => stats.merge(&s),
+            Ok(Ok((s, finished))) => {
+                stats.merge(&s);
+                end = end.max(finished);
+            }
             Ok(Err(e)) => return Err(e),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
-    let end = Instant::now();
     Ok(RunResult {
         target: target.clone(),
         stats,

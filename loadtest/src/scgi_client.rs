@@ -20,9 +20,9 @@ pub async fn run(w: Rc<Worker>) {
     let mut reader = ResponseReader::new(w.plan.max_head_bytes);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     while let Some(t) = w.dispenser.next(Instant::now()) {
-        tokio::time::sleep_until(t.intended.into()).await;
+        tokio::time::sleep_until(t.due().into()).await;
         let sent = Instant::now();
-        let from = if w.open_loop() { t.intended } else { sent };
+        let from = t.latency_origin(sent, w.open_loop());
         let deadline = sent + w.plan.timeout;
         let outcome = tokio::time::timeout_at(
             deadline.into(),

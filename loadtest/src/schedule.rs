@@ -5,6 +5,12 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+/// How early a request may go out before its intended time. Timers fire on millisecond
+/// ticks and round deadlines up, so waking exactly on time is impossible: waking up to this
+/// much early, and measuring an early request from its actual send, keeps the timer's
+/// granularity out of the measured latency.
+pub const TIMER_SLACK: Duration = Duration::from_millis(2);
+
 /// Permission to send one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
@@ -14,6 +20,27 @@ pub struct Ticket {
     pub spec: usize,
     /// False for warmup requests, which are not counted.
     pub recorded: bool,
+}
+
+impl Ticket {
+    /// When the request may go out ([`TIMER_SLACK`] before its intended time).
+    pub fn due(&self) -> Instant {
+        self.intended
+            .checked_sub(TIMER_SLACK)
+            .unwrap_or(self.intended)
+    }
+
+    /// Where latency starts for a request sent at `sent`: the intended time, which in a
+    /// closed loop is when the ticket was taken (so a connect made for the request counts)
+    /// and in an open loop is the schedule (so the wait of a late request counts, as wrk2
+    /// counts it); the send itself for an open-loop request that went out early.
+    pub fn latency_origin(&self, sent: Instant, open_loop: bool) -> Instant {
+        if open_loop {
+            self.intended.min(sent)
+        } else {
+            self.intended
+        }
+    }
 }
 
 /// How requests are paced.
@@ -177,6 +204,22 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(ta, vec![ms(0), ms(2), ms(4)]);
         assert_eq!(tb, vec![ms(1), ms(3), ms(5)]);
+    }
+
+    #[test]
+    fn latency_origin() {
+        let t0 = Instant::now();
+        let t = Ticket {
+            intended: t0 + Duration::from_millis(10),
+            spec: 0,
+            recorded: true,
+        };
+        let late = t0 + Duration::from_millis(30);
+        let early = t0 + Duration::from_millis(9);
+        assert_eq!(t.latency_origin(late, true), t.intended);
+        assert_eq!(t.latency_origin(early, true), early);
+        assert_eq!(t.latency_origin(late, false), t.intended);
+        assert_eq!(t.due(), t.intended - TIMER_SLACK);
     }
 
     #[test]

@@ -54,14 +54,15 @@ pub fn share(total: u64, i: usize, n: usize) -> u64 {
     total / n + u64::from(i < total % n)
 }
 
-/// Runs thread `index` of the plan against `target` from `start`; returns its counters.
+/// Runs thread `index` of the plan against `target` from `start`; returns its counters and
+/// when its last request ended.
 pub fn run_thread(
     plan: Arc<Plan>,
     target: Target,
     index: usize,
     start: Instant,
     progress: Arc<Progress>,
-) -> std::io::Result<Stats> {
+) -> std::io::Result<(Stats, Instant)> {
     let n = plan.threads;
     let connections = share(plan.connections as u64, index, n) as usize;
     let pace = match plan.rate {
@@ -138,10 +139,10 @@ pub fn run_thread(
             }
         }
     });
+    let finished = Instant::now();
     drop(local);
-    // Every task has ended, so this is the last reference.
     let stats = worker.stats.replace(Stats::new());
-    Ok(stats)
+    Ok((stats, finished))
 }
 
 /// A small delay before the first request so every thread is up when the clock starts.
