@@ -227,9 +227,9 @@ for path, d in deployments:
             cm = configmaps[volumes[mount["name"]]["configMap"]["name"]]
             key = mount.get("subPath") or os.path.relpath(config, mount["mountPath"])
             conf = tomllib.loads(cm["data"][key])
-            for section in ("listeners", "metrics"):
+            for section in ("listeners",):
                 assert section in conf, f"{cname}: config has no [{section}]"
-            port = conf["metrics"]["address"].rsplit(":", 1)[1]
+            port = conf["metrics"].rsplit(":", 1)[1]
             assert notes.get("prometheus.io/port") == port, f"{name}: scrape port is not {port}"
             assert cports.get("metrics") == int(port), f"{cname}: metrics port is not {port}"
             for proto, addrs in conf["listeners"].items():
