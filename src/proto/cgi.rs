@@ -444,6 +444,9 @@ pub enum ResponseHeadError {
 /// A head of no header at all, a continuation line (starting with a space or tab), a line
 /// without `:` or an invalid name or value is [`ResponseHeadError::Malformed`]. The head,
 /// blank line included, must fit in `max_bytes`, else [`ResponseHeadError::TooLarge`].
+///
+/// Each call scans `buf` from its start: to read a head that arrives in many small pieces,
+/// use [`ResponseHeadDecoder`], which looks at each byte once.
 pub fn parse_response_head(
     buf: &[u8],
     max_bytes: usize,
@@ -505,6 +508,57 @@ pub fn parse_response_head(
         }
     });
     Ok(Some((ResponseHead { status, headers }, consumed)))
+}
+
+/// Incremental form of [`parse_response_head`] for a head that arrives in pieces (a CGI
+/// script's stdout, a client's socket): remembers how far it has looked for the blank line,
+/// so feeding a head one byte at a time costs linear, not quadratic, time.
+///
+/// Pass the whole buffer received so far (it must only grow between calls); once the head
+/// is complete the result is exactly [`parse_response_head`]'s.
+#[derive(Clone, Debug)]
+pub struct ResponseHeadDecoder {
+    max_bytes: usize,
+    /// Bytes already searched for a line end.
+    scanned: usize,
+    /// Start of the line that is not complete yet.
+    line_start: usize,
+}
+
+impl ResponseHeadDecoder {
+    /// A decoder for a head of at most `max_bytes`, blank line included.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            scanned: 0,
+            line_start: 0,
+        }
+    }
+
+    /// Looks at the bytes added since the last call; see [`parse_response_head`].
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(ResponseHead, usize)>, ResponseHeadError> {
+        let window = &buf[..buf.len().min(self.max_bytes)];
+        let mut from = self.scanned.min(window.len());
+        while let Some(nl) = window[from..].iter().position(|&b| b == b'\n') {
+            let end = from + nl;
+            let line = &window[self.line_start..end];
+            if line.is_empty() || line == b"\r" {
+                return parse_response_head(&buf[..end + 1], self.max_bytes);
+            }
+            self.line_start = end + 1;
+            from = end + 1;
+        }
+        self.scanned = window.len();
+        if buf.len() >= self.max_bytes {
+            return Err(ResponseHeadError::TooLarge {
+                limit: self.max_bytes,
+            });
+        }
+        Ok(None)
+    }
 }
 
 /// `NNN` or `NNN reason`.

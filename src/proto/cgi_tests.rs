@@ -468,3 +468,57 @@ mod props {
         }
     }
 }
+
+#[test]
+fn response_head_decoder_matches_the_one_shot_parser() {
+    let inputs: [&[u8]; 6] = [
+        b"Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\nbody",
+        b"content-type:text/plain\nX:  a b \n\nrest",
+        b"A: 1\r\n continued\r\n\r\n",
+        b"\r\n",
+        b"Location: https://example.org/\n\r\n",
+        b"X: 1\r\n\r",
+    ];
+    for input in inputs {
+        for max in [input.len() - 1, input.len(), 1000] {
+            let want =
+                parse_response_head(input, max).map(|o| o.map(|(h, n)| (h.status, h.headers, n)));
+            // Byte by byte, then in uneven pieces.
+            for step in [1, 3, 7] {
+                let mut d = ResponseHeadDecoder::new(max);
+                let mut got = Ok(None);
+                let mut end = 0;
+                while end < input.len() {
+                    end = (end + step).min(input.len());
+                    got = d
+                        .decode(&input[..end])
+                        .map(|o| o.map(|(h, n)| (h.status, h.headers, n)));
+                    if !matches!(got, Ok(None)) {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    got,
+                    want,
+                    "{:?} max {max} step {step}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn response_head_decoder_limit_is_exact() {
+    let head = b"Content-Type: a/b\r\n\r\n";
+    let n = head.len();
+    let mut d = ResponseHeadDecoder::new(n);
+    assert!(d.decode(&head[..n - 1]).unwrap().is_none());
+    assert_eq!(d.decode(head).unwrap().unwrap().1, n);
+    let mut d = ResponseHeadDecoder::new(n - 1);
+    assert!(d.decode(&head[..n - 2]).unwrap().is_none());
+    assert_eq!(
+        d.decode(&head[..n - 1]).unwrap_err(),
+        ResponseHeadError::TooLarge { limit: n - 1 }
+    );
+}
