@@ -284,6 +284,67 @@ fn over_limit_params_are_counted(io: &str) {
     );
 }
 
+fn timeouts_are_enforced(io: &str) {
+    let server = Server::start(
+        io,
+        &[
+            "--params-timeout",
+            "300ms",
+            "--keepalive-idle-timeout",
+            "400ms",
+            "--handler-timeout",
+            "300ms",
+            "--write-timeout",
+            "500ms",
+        ],
+    );
+    // Params never completed: 408 under the request's id.
+    let mut c = server.fcgi();
+    let mut begin = BytesMut::new();
+    ringgate::proto::fastcgi::BeginRequest {
+        role: ringgate::proto::fastcgi::Role::RESPONDER,
+        flags: 1,
+    }
+    .encode(&mut begin, 1);
+    c.send(&begin);
+    let start = Instant::now();
+    assert_eq!(c.responses(&[1])[&1].http().0, 408);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Then the idle keep-alive connection is closed.
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(c.record().unwrap().is_none(), "idle connection not closed");
+    // A handler slower than its timeout: 504.
+    let r = server.fcgi().call(1, false, "GET", "/slow?ms=3000", b"");
+    assert_eq!(r.http().0, 504);
+    // A peer that never reads is cut off by the write timeout.
+    let mut stuck = server.fcgi();
+    stuck.send(&fcgi_request(
+        1,
+        true,
+        "GET",
+        "/stream?chunks=4096&size=65536",
+        b"",
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = server.scrape();
+        if metric(&text, "ringgate_limit_hits_total{limit=\"write_timeout\"}") >= 1.0 {
+            assert!(
+                metric(
+                    &text,
+                    "ringgate_limit_hits_total{limit=\"handler_timeout\"}"
+                ) >= 1.0
+            );
+            assert!(metric(&text, "ringgate_limit_hits_total{limit=\"params_timeout\"}") >= 1.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "write timeout never fired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod uring {
@@ -308,4 +369,5 @@ both_backends!(
     thousand_concurrent_connections,
     sigterm_under_load_loses_nothing,
     over_limit_params_are_counted,
+    timeouts_are_enforced,
 );

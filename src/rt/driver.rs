@@ -29,6 +29,9 @@ use crate::channel::{
 };
 use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
 
+/// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
+const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
+
 /// Bytes asked for by each socket read.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -160,7 +163,6 @@ struct Conn<E, H> {
     reader_wake: Notify,
     writer_wake: Notify,
     timer_wake: Notify,
-    timer_armed: Cell<Option<Instant>>,
     /// Bytes the writer holds (taken from the engine, not yet reported sent).
     writing: Cell<usize>,
     finished: Cell<bool>,
@@ -188,7 +190,6 @@ pub async fn serve<E, H, R, W>(
         reader_wake: Notify::new(),
         writer_wake: Notify::new(),
         timer_wake: Notify::new(),
-        timer_armed: Cell::new(None),
         writing: Cell::new(0),
         finished: Cell::new(false),
         close_reason: Cell::new(None),
@@ -261,13 +262,6 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         if engine.wants_read() && self.reader_parked.get() {
             self.reader_parked.set(false);
             self.reader_wake.notify_one();
-        }
-        let deadline = engine.poll_timeout();
-        drop(engine);
-        if let Some(d) = deadline {
-            if self.timer_armed.get().is_none_or(|armed| d < armed) {
-                self.timer_wake.notify_one();
-            }
         }
     }
 
@@ -582,20 +576,25 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
 }
 
 async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
+    // Every deadline the engine computes at time t lies at least `tick` after t (each is some
+    // event's time plus a configured timeout, and `tick` is the shortest of those). Waking at
+    // least every `tick` therefore never misses one, and the hot path never has to tell this
+    // task that a deadline moved: one timer per connection per `tick`, not per request.
+    let t = &conn.worker.timeouts;
+    let tick = t
+        .params
+        .min(t.body_idle)
+        .min(t.keepalive_idle)
+        .max(MIN_TIMER_TICK);
     while !conn.finished.get() {
         let deadline = conn.engine.borrow().poll_timeout();
-        conn.timer_armed.set(deadline);
-        match deadline {
-            Some(deadline) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline.into()) => {
-                        conn.engine.borrow_mut().handle_timeout(Instant::now());
-                        conn.after();
-                    }
-                    _ = conn.timer_wake.notified() => {}
-                }
+        let wake = deadline.map_or(Instant::now() + tick, |d| d.min(Instant::now() + tick));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {
+                conn.engine.borrow_mut().handle_timeout(Instant::now());
+                conn.after();
             }
-            None => conn.timer_wake.notified().await,
+            _ = conn.timer_wake.notified() => {}
         }
     }
 }
