@@ -136,25 +136,6 @@ pub enum CgiError {
 /// - Addresses and ports that do not parse (e.g. nginx's `unix:` for a Unix socket) are
 ///   `None`, not an error.
 pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, CgiError> {
-    let method = vars.get("REQUEST_METHOD").ok_or(CgiError::MissingMethod)?;
-    let method = Method::from_bytes(method).map_err(|_| CgiError::BadMethod)?;
-    let version = match vars.get("SERVER_PROTOCOL") {
-        None => Version::HTTP_11,
-        Some(p) => parse_version(p)
-            .ok_or_else(|| CgiError::BadProtocol(String::from_utf8_lossy(p).into_owned()))?,
-    };
-    let uri = request_uri(vars)?;
-
-    let content_type = vars.get("CONTENT_TYPE").filter(|v| !v.is_empty());
-    let (content_length, content_length_header) = match vars.get("CONTENT_LENGTH") {
-        None => (None, None),
-        Some(b"") => (Some(0), None),
-        Some(v) => {
-            let n = parse_decimal(v).ok_or(CgiError::BadContentLength)?;
-            (Some(n), Some(v))
-        }
-    };
-
     // `HeaderMap` holds at most 32768 entries and panics past that in its plain methods:
     // only the `try_` forms are used on sizes a peer controls.
     let too_many = |_| CgiError::TooManyHeaders { limit: max_headers };
@@ -162,15 +143,7 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         .map_err(too_many)?;
     let mut count = 0;
     let mut name_buf = Vec::with_capacity(64);
-    for (name, value) in &vars.pairs {
-        let Some(suffix) = name.strip_prefix(b"HTTP_") else {
-            continue;
-        };
-        if (suffix == b"CONTENT_TYPE" && content_type.is_some())
-            || (suffix == b"CONTENT_LENGTH" && content_length_header.is_some())
-        {
-            continue;
-        }
+    let mut append = |headers: &mut HeaderMap, name: &Bytes, value: &Bytes, suffix: &[u8]| {
         count += 1;
         if count > max_headers {
             return Err(CgiError::TooManyHeaders { limit: max_headers });
@@ -186,15 +159,60 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         headers
             .try_append(header_name, header_value)
             .map_err(too_many)?;
+        Ok(())
+    };
+
+    // One pass: the variables this function reads (the first of each name counts) and the
+    // `HTTP_*` headers; `HTTP_CONTENT_*` wait until `CONTENT_*` are known.
+    let mut k = Known::default();
+    let mut http_content: [Option<(&Bytes, &Bytes)>; 2] = [None, None];
+    for (name, value) in &vars.pairs {
+        if let Some(suffix) = name.strip_prefix(b"HTTP_") {
+            match suffix {
+                b"CONTENT_TYPE" => http_content[0] = http_content[0].or(Some((name, value))),
+                b"CONTENT_LENGTH" => http_content[1] = http_content[1].or(Some((name, value))),
+                _ => append(&mut headers, name, value, suffix)?,
+            }
+        } else {
+            k.offer(name, value);
+        }
+    }
+
+    let method = k.method.ok_or(CgiError::MissingMethod)?;
+    let method = Method::from_bytes(method).map_err(|_| CgiError::BadMethod)?;
+    let version = match k.protocol {
+        None => Version::HTTP_11,
+        Some(p) => parse_version(p)
+            .ok_or_else(|| CgiError::BadProtocol(String::from_utf8_lossy(p).into_owned()))?,
+    };
+    let uri = request_uri(&k)?;
+
+    let content_type = k.content_type.filter(|v| !v.is_empty());
+    let (content_length, content_length_header) = match k.content_length {
+        None => (None, None),
+        Some(v) if v.is_empty() => (Some(0), None),
+        Some(v) => {
+            let n = parse_decimal(v).ok_or(CgiError::BadContentLength)?;
+            (Some(n), Some(v))
+        }
+    };
+    for (i, present) in [content_type.is_some(), content_length_header.is_some()]
+        .into_iter()
+        .enumerate()
+    {
+        if let (false, Some((name, value))) = (present, http_content[i]) {
+            append(&mut headers, name, value, &name[b"HTTP_".len()..])?;
+        }
     }
     if let Some(v) = content_type {
-        let v = HeaderValue::from_bytes(v)
+        let v = HeaderValue::from_maybe_shared(v.clone())
             .map_err(|_| CgiError::BadHeader("CONTENT_TYPE".to_owned()))?;
         headers.try_insert(CONTENT_TYPE, v).map_err(too_many)?;
     }
     if let Some(v) = content_length_header {
         // Only digits: always a valid header value.
-        let v = HeaderValue::from_bytes(v).map_err(|_| CgiError::BadContentLength)?;
+        let v =
+            HeaderValue::from_maybe_shared(v.clone()).map_err(|_| CgiError::BadContentLength)?;
         headers.try_insert(CONTENT_LENGTH, v).map_err(too_many)?;
     }
 
@@ -204,18 +222,72 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         version,
         headers,
         content_length,
-        secure: vars
-            .get("HTTPS")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1"),
-        server_name: vars
-            .get_str("SERVER_NAME")
+        secure: k
+            .https
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == "1"),
+        server_name: text(k.server_name)
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
-        server_addr: vars.get("SERVER_ADDR").and_then(parse_ip),
-        server_port: vars.get_str("SERVER_PORT").and_then(|p| p.parse().ok()),
-        remote_addr: vars.get("REMOTE_ADDR").and_then(parse_ip),
-        remote_port: vars.get_str("REMOTE_PORT").and_then(|p| p.parse().ok()),
+        server_addr: k.server_addr.and_then(|v| parse_ip(v)),
+        server_port: text(k.server_port).and_then(|p| p.parse().ok()),
+        remote_addr: k.remote_addr.and_then(|v| parse_ip(v)),
+        remote_port: text(k.remote_port).and_then(|p| p.parse().ok()),
     })
+}
+
+/// The variables [`parse_request`] reads, found in one pass (the first of each name counts,
+/// as with [`CgiVars::get`]).
+#[derive(Default)]
+struct Known<'a> {
+    method: Option<&'a Bytes>,
+    protocol: Option<&'a Bytes>,
+    request_uri: Option<&'a Bytes>,
+    script_name: Option<&'a Bytes>,
+    path_info: Option<&'a Bytes>,
+    query_string: Option<&'a Bytes>,
+    content_type: Option<&'a Bytes>,
+    content_length: Option<&'a Bytes>,
+    https: Option<&'a Bytes>,
+    server_name: Option<&'a Bytes>,
+    server_addr: Option<&'a Bytes>,
+    server_port: Option<&'a Bytes>,
+    remote_addr: Option<&'a Bytes>,
+    remote_port: Option<&'a Bytes>,
+}
+
+impl<'a> Known<'a> {
+    fn offer(&mut self, name: &[u8], value: &'a Bytes) {
+        let slot = match name {
+            b"REQUEST_METHOD" => &mut self.method,
+            b"SERVER_PROTOCOL" => &mut self.protocol,
+            b"REQUEST_URI" => &mut self.request_uri,
+            b"SCRIPT_NAME" => &mut self.script_name,
+            b"PATH_INFO" => &mut self.path_info,
+            b"QUERY_STRING" => &mut self.query_string,
+            b"CONTENT_TYPE" => &mut self.content_type,
+            b"CONTENT_LENGTH" => &mut self.content_length,
+            b"HTTPS" => &mut self.https,
+            b"SERVER_NAME" => &mut self.server_name,
+            b"SERVER_ADDR" => &mut self.server_addr,
+            b"SERVER_PORT" => &mut self.server_port,
+            b"REMOTE_ADDR" => &mut self.remote_addr,
+            b"REMOTE_PORT" => &mut self.remote_port,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+}
+
+/// A variable's value if it is UTF-8.
+fn text(v: Option<&Bytes>) -> Option<&str> {
+    v.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// A variable's value, empty when absent.
+fn part(v: Option<&Bytes>) -> &[u8] {
+    v.map(|b| &b[..]).unwrap_or_default()
 }
 
 fn parse_version(p: &[u8]) -> Option<Version> {
@@ -275,9 +347,9 @@ fn percent_encode_into(out: &mut Vec<u8>, input: &[u8], keep: fn(u8) -> bool) {
     }
 }
 
-fn request_uri(vars: &CgiVars) -> Result<Uri, CgiError> {
-    if let Some(raw) = vars.get("REQUEST_URI").filter(|u| !u.is_empty()) {
-        if let Ok(uri) = Uri::try_from(raw) {
+fn request_uri(k: &Known<'_>) -> Result<Uri, CgiError> {
+    if let Some(raw) = k.request_uri.filter(|u| !u.is_empty()) {
+        if let Ok(uri) = Uri::from_maybe_shared(raw.clone()) {
             return Ok(uri);
         }
         // Repair only the origin form: encoding bytes of an authority could change the host.
@@ -288,9 +360,9 @@ fn request_uri(vars: &CgiVars) -> Result<Uri, CgiError> {
         percent_encode_into(&mut fixed, raw, is_uri_char);
         return Uri::try_from(fixed).map_err(|_| CgiError::BadUri);
     }
-    let script = vars.get("SCRIPT_NAME").unwrap_or_default();
-    let path_info = vars.get("PATH_INFO").unwrap_or_default();
-    let query = vars.get("QUERY_STRING").unwrap_or_default();
+    let script = part(k.script_name);
+    let path_info = part(k.path_info);
+    let query = part(k.query_string);
     let mut uri = Vec::with_capacity(script.len() + path_info.len() + query.len() + 2);
     let path_starts_with_slash = if script.is_empty() {
         path_info.starts_with(b"/")

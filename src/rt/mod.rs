@@ -1,1 +1,24 @@
-//! (in progress)
+//! The thread-per-core servers: listeners (TCP, Unix, inherited from systemd), one
+//! tokio-uring runtime per worker thread (or a plain tokio runtime where io_uring is
+//! unavailable), the registered-buffer pool, the send paths (plain, registered-buffer and
+//! zero-copy), service-manager notification and graceful shutdown.
+//!
+//! Never parses a protocol: bytes go to and come from the engines in [`crate::channel`].
+//!
+//! tokio-uring pitfalls this module works around (see the shared `ARCHITECTURE.md`):
+//! sockets are created here with `socket2` (its `bind` functions share ports silently and
+//! fail on Unix sockets on new kernels); Unix connections are accepted with tokio and
+//! wrapped; a pending uring operation is never dropped to cancel it (the socket is shut
+//! down instead); the ring is built with `Runtime::new`, never `tokio_uring::start`.
+
+pub mod accept;
+pub mod backend;
+pub mod bufpool;
+pub mod conn;
+pub mod driver;
+pub mod io;
+pub mod listener;
+pub mod notify;
+pub mod serve;
+pub mod shutdown;
+pub mod worker;

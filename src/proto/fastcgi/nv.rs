@@ -228,17 +228,19 @@ impl ParamsDecoder {
         if total == 0 {
             self.pair_done();
         } else {
-            // Let several small pairs share one allocation; never reserve past the budget.
-            self.buf.reserve(total.max(PAIR_BUF_CHUNK.min(remaining)));
+            // Let several small pairs share one allocation (the room left after the last
+            // pair was split off); a new one is never larger than the budget left.
+            if self.buf.capacity() < total {
+                self.buf = BytesMut::with_capacity(total.max(PAIR_BUF_CHUNK.min(remaining)));
+            }
             self.stage = Stage::Body;
         }
         Ok(())
     }
 
     fn pair_done(&mut self) {
-        let pair = self.buf.split().freeze();
-        let name = pair.slice(..self.name_len);
-        let value = pair.slice(self.name_len..);
+        let name = self.buf.split_to(self.name_len).freeze();
+        let value = self.buf.split().freeze();
         self.vars.push(name, value);
         self.stage = Stage::NameLen;
     }

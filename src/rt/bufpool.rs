@@ -1,0 +1,209 @@
+//! The per-worker pool of buffers registered with the kernel (io_uring fixed buffers).
+//!
+//! A registered buffer saves the kernel from pinning and mapping the pages on every
+//! operation (`read_fixed`/`write_fixed`, available on tokio-uring's `TcpStream` and
+//! `UnixStream`). The pool is small and fixed: when it is empty, the caller uses an ordinary
+//! heap buffer instead, and the pool counts that so the count and size can be tuned.
+//!
+//! Registered memory is locked memory: without CAP_IPC_LOCK it is charged to the user's
+//! `RLIMIT_MEMLOCK` (often 8 MiB for a whole service, across every worker). When
+//! registration fails the worker runs with heap buffers only and the failure is reported to
+//! the caller (who logs it); it is never fatal.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+
+use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
+
+/// Default number of registered buffers per worker.
+pub const DEFAULT_BUFFER_COUNT: usize = 64;
+/// Default size of one registered buffer.
+pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;
+/// Most buffers one pool can hold (tokio-uring registers at most `UIO_MAXIOV`).
+pub const MAX_BUFFER_COUNT: usize = 1024;
+/// Largest registered buffer the kernel accepts.
+pub const MAX_BUFFER_SIZE: usize = 1 << 30;
+
+/// Count and size of a worker's registered buffers; a count of 0 disables the pool.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BufPoolConfig {
+    /// Number of buffers.
+    pub count: usize,
+    /// Bytes per buffer.
+    pub size: usize,
+}
+
+impl Default for BufPoolConfig {
+    fn default() -> Self {
+        Self {
+            count: DEFAULT_BUFFER_COUNT,
+            size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+}
+
+/// A buffer from [`BufPool::get`]: registered when one was free, else from the heap.
+pub enum PoolBuf {
+    /// A registered buffer: use `read_fixed`/`write_fixed`.
+    Fixed(FixedBuf),
+    /// A heap buffer of the pool's buffer size (capacity), empty.
+    Heap(Vec<u8>),
+}
+
+struct Inner {
+    pool: Option<FixedBufPool<Vec<u8>>>,
+    size: usize,
+    exhausted: Cell<u64>,
+    on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
+}
+
+/// A worker's registered-buffer pool (cheap to clone; `!Send`, like the worker).
+#[derive(Clone)]
+pub struct BufPool {
+    inner: Rc<Inner>,
+}
+
+impl BufPool {
+    /// A pool without registered buffers (epoll backend, count 0, or registration failed);
+    /// [`BufPool::get`] hands out heap buffers of `size`.
+    pub fn disabled(size: usize) -> Self {
+        Self::with(None, size)
+    }
+
+    fn with(pool: Option<FixedBufPool<Vec<u8>>>, size: usize) -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                pool,
+                size,
+                exhausted: Cell::new(0),
+                on_exhausted: RefCell::new(None),
+            }),
+        }
+    }
+
+    /// Allocate and register `cfg.count` buffers of `cfg.size` bytes with the current
+    /// thread's ring. Must run inside a tokio-uring runtime. On failure the pool is
+    /// disabled and the error is returned beside it.
+    pub fn register(cfg: BufPoolConfig) -> (Self, Option<io::Error>) {
+        if cfg.count == 0 || cfg.size == 0 {
+            return (Self::disabled(cfg.size), None);
+        }
+        let count = cfg.count.min(MAX_BUFFER_COUNT);
+        let size = cfg.size.min(MAX_BUFFER_SIZE);
+        // Fully initialised buffers: `FixedBuf` only lets callers write the initialised
+        // part through `DerefMut`, and its initialised length never shrinks.
+        let pool = FixedBufPool::new((0..count).map(|_| vec![0u8; size]));
+        match pool.register() {
+            Ok(()) => (Self::with(Some(pool), size), None),
+            Err(e) => (Self::disabled(size), Some(e)),
+        }
+    }
+
+    /// Whether registered buffers exist.
+    pub fn is_registered(&self) -> bool {
+        self.inner.pool.is_some()
+    }
+
+    /// Size of each buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// A free registered buffer (full length, contents unspecified), or `None` when the
+    /// pool is disabled or empty. An empty registered pool is counted.
+    pub fn try_next(&self) -> Option<FixedBuf> {
+        let pool = self.inner.pool.as_ref()?;
+        let buf = pool.try_next(self.inner.size);
+        if buf.is_none() {
+            self.inner.exhausted.set(self.inner.exhausted.get() + 1);
+            if let Some(f) = self.inner.on_exhausted.borrow().as_ref() {
+                f();
+            }
+        }
+        buf
+    }
+
+    /// A registered buffer if one is free, else a heap buffer with the same capacity.
+    pub fn get(&self) -> PoolBuf {
+        match self.try_next() {
+            Some(b) => PoolBuf::Fixed(b),
+            None => PoolBuf::Heap(Vec::with_capacity(self.inner.size)),
+        }
+    }
+
+    /// How often a registered buffer was asked for while all were in use.
+    pub fn exhausted(&self) -> u64 {
+        self.inner.exhausted.get()
+    }
+
+    /// Call `f` each time the registered pool is found empty (for a metric counter).
+    pub fn set_on_exhausted(&self, f: impl Fn() + 'static) {
+        *self.inner.on_exhausted.borrow_mut() = Some(Box::new(f));
+    }
+}
+
+impl fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufPool")
+            .field("registered", &self.is_registered())
+            .field("size", &self.inner.size)
+            .field("exhausted", &self.inner.exhausted.get())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rt::backend::WorkerRuntime;
+
+    #[test]
+    fn pool_hands_out_registered_buffers_then_counts_exhaustion() {
+        let rt = WorkerRuntime::uring().expect("io_uring");
+        rt.block_on(async {
+            let (pool, err) = BufPool::register(BufPoolConfig {
+                count: 2,
+                size: 4096,
+            });
+            assert!(err.is_none(), "{err:?}");
+            assert!(pool.is_registered());
+            let calls = Rc::new(Cell::new(0));
+            let c2 = calls.clone();
+            pool.set_on_exhausted(move || c2.set(c2.get() + 1));
+            let a = pool.try_next().unwrap();
+            let b = pool.try_next().unwrap();
+            assert_eq!(a.len(), 4096);
+            assert_ne!(a.buf_index(), b.buf_index());
+            assert!(pool.try_next().is_none());
+            assert!(matches!(pool.get(), PoolBuf::Heap(v) if v.capacity() == 4096));
+            assert_eq!(pool.exhausted(), 2);
+            assert_eq!(calls.get(), 2);
+            drop(a);
+            assert!(matches!(pool.get(), PoolBuf::Fixed(_)));
+        });
+    }
+
+    #[test]
+    fn disabled_pool_gives_heap_buffers() {
+        let pool = BufPool::disabled(1024);
+        assert!(!pool.is_registered());
+        assert!(pool.try_next().is_none());
+        assert!(matches!(pool.get(), PoolBuf::Heap(v) if v.capacity() == 1024));
+        assert_eq!(pool.exhausted(), 0);
+    }
+
+    #[test]
+    fn zero_count_disables() {
+        let rt = WorkerRuntime::uring().expect("io_uring");
+        rt.block_on(async {
+            let (pool, err) = BufPool::register(BufPoolConfig {
+                count: 0,
+                size: 4096,
+            });
+            assert!(err.is_none());
+            assert!(!pool.is_registered());
+        });
+    }
+}

@@ -1,0 +1,274 @@
+//! Helpers shared by the `rt_*` integration tests: a seccomp filter that makes
+//! `io_uring_setup` fail the way Docker's default profile does, and a harness that runs the
+//! `ringgate` binary and waits for it to be ready.
+#![allow(dead_code)] // each test crate uses a different subset of these helpers
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for ringgate to report "ready" or exit.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether io_uring is expected to work where the tests run (set
+/// `RINGGATE_TEST_NO_URING=1` in containers that block it; the uring tests then check the
+/// fallback instead of skipping).
+pub fn uring_expected() -> bool {
+    std::env::var_os("RINGGATE_TEST_NO_URING").is_none()
+}
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+
+/// Install, on the calling thread only (no TSYNC), a seccomp filter that fails
+/// `io_uring_setup` with `errno` and allows everything else. Safe to call between fork and
+/// exec: it allocates nothing.
+pub fn deny_io_uring_setup(errno: i32) -> std::io::Result<()> {
+    let filter = [
+        // A = seccomp_data.arch
+        libc::sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        },
+        // another ABI: allow
+        libc::sock_filter {
+            code: BPF_JEQ_K,
+            jt: 0,
+            jf: 3,
+            k: AUDIT_ARCH,
+        },
+        // A = seccomp_data.nr
+        libc::sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: BPF_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | (errno as u32 & 0xffff),
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: plain prctl calls; `prog` points to `filter`, both alive for the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A running `ringgate`.
+pub struct Server {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+/// The outcome of starting `ringgate`.
+pub enum Started {
+    Ready(Server),
+    Exited {
+        status: ExitStatus,
+        log: Vec<String>,
+    },
+}
+
+impl Started {
+    pub fn ready(self) -> Server {
+        match self {
+            Started::Ready(s) => s,
+            Started::Exited { status, log } => {
+                panic!(
+                    "ringgate exited ({status}) before ready:\n{}",
+                    log.join("\n")
+                )
+            }
+        }
+    }
+
+    pub fn exited(self) -> (ExitStatus, String) {
+        match self {
+            Started::Ready(mut s) => {
+                let _ = s.child.kill();
+                panic!(
+                    "ringgate started but should have failed:\n{}",
+                    s.log.join("\n")
+                )
+            }
+            Started::Exited { status, log } => (status, log.join("\n")),
+        }
+    }
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+/// Start `cmd` (stderr piped) and wait until it logs "ready" or exits.
+pub fn start(mut cmd: Command) -> Started {
+    cmd.stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stdin(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn ringgate");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match lines.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                let ready = line.contains(" ready ");
+                log.push(line);
+                if ready {
+                    return Started::Ready(Server { child, lines, log });
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().unwrap();
+                return Started::Exited { status, log };
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // Collect what is left of the log.
+            while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+                log.push(line);
+            }
+            return Started::Exited { status, log };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ringgate not ready in time:\n{}",
+            log.join("\n")
+        );
+    }
+}
+
+impl Server {
+    /// The address logged for the listener whose name contains `needle`.
+    pub fn listening(&self, needle: &str) -> String {
+        self.log
+            .iter()
+            .filter(|l| l.contains("listening") && l.contains(needle))
+            .find_map(|l| {
+                let a = l.split(" addr=").nth(1)?;
+                Some(a.split_whitespace().next()?.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no listener {needle} in:\n{}", self.log.join("\n")))
+    }
+
+    /// Whether a logged line contains `s`.
+    pub fn logged(&self, s: &str) -> bool {
+        self.log.iter().any(|l| l.contains(s))
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Wait for exit (at most `limit`), returning the status, the time it took and the log.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, Duration, Vec<String>) {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return (status, t.elapsed(), std::mem::take(&mut self.log));
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "ringgate did not exit within {limit:?}:\n{}",
+                    self.log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Connect, and expect the server to close the connection (the runtime's accept-and-close
+/// placeholder): a read returns 0 bytes.
+pub fn expect_accept_and_close(mut stream: impl Read) {
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("unexpected {n} bytes"),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {}
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+/// A fresh directory for one test's socket files.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `cmd` with the seccomp filter installed in the child before exec.
+pub fn with_io_uring_denied(cmd: &mut Command, errno: i32) {
+    // SAFETY: the closure only makes async-signal-safe prctl calls.
+    unsafe {
+        cmd.pre_exec(move || deny_io_uring_setup(errno));
+    }
+}
