@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 const WIDTH: f64 = 800.0;
 const HEIGHT: f64 = 460.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 const COLORS: [&str; 6] = [

@@ -201,8 +201,9 @@ impl Summary {
         };
         let _ = writeln!(
             o,
-            "load      {shape}, {} connections x depth {}, {}, {} thread{}, scenario {}",
+            "load      {shape}, {} connection{} x depth {}, {}, {} thread{}, scenario {}",
             self.connections,
+            if self.connections == 1 { "" } else { "s" },
             self.depth,
             if self.keep_conn {
                 "keep-conn"
@@ -227,18 +228,22 @@ impl Summary {
             self.elapsed_s, self.requests, self.ok, self.throughput_rps
         );
         let l = &self.latency_ms;
-        let _ = writeln!(
-            o,
-            "latency   p50 {}  p75 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (mean {})",
-            fmt_ms(l.p50),
-            fmt_ms(l.p75),
-            fmt_ms(l.p90),
-            fmt_ms(l.p99),
-            fmt_ms(l.p99_9),
-            fmt_ms(l.p99_99),
-            fmt_ms(l.max),
-            fmt_ms(l.mean)
-        );
+        if self.ok == 0 {
+            let _ = writeln!(o, "latency   none (no complete response)");
+        } else {
+            let _ = writeln!(
+                o,
+                "latency   p50 {}  p75 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (mean {})",
+                fmt_ms(l.p50),
+                fmt_ms(l.p75),
+                fmt_ms(l.p90),
+                fmt_ms(l.p99),
+                fmt_ms(l.p99_9),
+                fmt_ms(l.p99_99),
+                fmt_ms(l.max),
+                fmt_ms(l.mean)
+            );
+        }
         let statuses: Vec<String> = self
             .statuses
             .iter()
@@ -268,7 +273,7 @@ impl Summary {
         }
         let _ = writeln!(
             o,
-            "bytes     out {}, in {} (response bodies {}, stderr {}), {} connections opened",
+            "bytes     out {}, in {} (response bodies {}, stderr {}), connections opened: {}",
             fmt_bytes(self.bytes_out),
             fmt_bytes(self.bytes_in),
             fmt_bytes(self.body_bytes),

@@ -13,6 +13,8 @@ use ringgate_load::config::Invocation;
 use ringgate_load::runner::{run_once, RunResult};
 use ringgate_load::stats::ErrorKind;
 
+/// How long php-fpm may take to stop its workers.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long php-fpm may take to open its socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -50,7 +52,21 @@ struct Fpm {
 }
 
 impl Drop for Fpm {
+    /// SIGTERM to the master, which then stops its workers (a SIGKILL would orphan them);
+    /// SIGKILL only if it has not exited within [`STOP_TIMEOUT`].
     fn drop(&mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap_or(i32::MAX);
+        // SAFETY: kill(2) with our own child's pid and a standard signal touches no memory.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < STOP_TIMEOUT {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

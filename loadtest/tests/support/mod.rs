@@ -5,7 +5,7 @@
 //! connection; servers live until the process ends.
 #![allow(dead_code)] // reason: each test binary uses a different part of this module
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -206,8 +206,10 @@ impl Conn for UnixStream {
     }
 }
 
+/// The write side and the requests in flight, by id, with a generation so a response
+/// that outlives its aborted request can never answer a later request reusing the id.
 struct Shared {
-    out: Mutex<(Box<dyn Conn>, HashSet<u16>)>,
+    out: Mutex<(Box<dyn Conn>, HashMap<u16, u64>)>,
 }
 
 /// Starts a FastCGI server on a loopback port; returns its `fastcgi://` URL.
@@ -245,6 +247,7 @@ pub fn fastcgi_unix(mode: Mode, path: &Path) -> String {
 #[derive(Default)]
 struct Pending {
     keep: bool,
+    generation: u64,
     params: Vec<u8>,
     stdin: Vec<u8>,
 }
@@ -252,8 +255,9 @@ struct Pending {
 fn fastcgi_conn(mut c: Box<dyn Conn>, mode: Mode, count: &AtomicU64) {
     let Ok(w) = c.dup() else { return };
     let shared = Arc::new(Shared {
-        out: Mutex::new((w, HashSet::new())),
+        out: Mutex::new((w, HashMap::new())),
     });
+    let mut generation = 0u64;
     let mut reqs: HashMap<u16, Pending> = HashMap::new();
     let mut head = [0u8; 8];
     loop {
@@ -271,14 +275,16 @@ fn fastcgi_conn(mut c: Box<dyn Conn>, mode: Mode, count: &AtomicU64) {
         match ty {
             BEGIN_REQUEST => {
                 let keep = content.get(2).is_some_and(|f| f & 1 == 1);
+                generation += 1;
                 reqs.insert(
                     id,
                     Pending {
                         keep,
+                        generation,
                         ..Pending::default()
                     },
                 );
-                shared.out.lock().unwrap().1.insert(id);
+                shared.out.lock().unwrap().1.insert(id, generation);
             }
             PARAMS => {
                 if let Some(p) = reqs.get_mut(&id) {
@@ -301,15 +307,16 @@ fn fastcgi_conn(mut c: Box<dyn Conn>, mode: Mode, count: &AtomicU64) {
                     Mode::StallOnce { nth, ms } if nth == n => Duration::from_millis(ms),
                     _ => Duration::ZERO,
                 };
+                let req = (id, p.generation);
                 if slow {
-                    thread::spawn(move || respond(&shared, id, p.keep, mode, resp, stall));
+                    thread::spawn(move || respond(&shared, req, p.keep, mode, resp, stall));
                 } else {
-                    respond(&shared, id, p.keep, mode, resp, stall);
+                    respond(&shared, req, p.keep, mode, resp, stall);
                 }
             }
             ABORT_REQUEST => {
                 let mut g = shared.out.lock().unwrap();
-                if g.1.remove(&id) {
+                if g.1.remove(&id).is_some() {
                     let mut out = Vec::new();
                     end_request(&mut out, id, 0);
                     let _ = g.0.write_all(&out);
@@ -320,7 +327,14 @@ fn fastcgi_conn(mut c: Box<dyn Conn>, mode: Mode, count: &AtomicU64) {
     }
 }
 
-fn respond(shared: &Shared, id: u16, keep: bool, mode: Mode, mut r: AppResponse, stall: Duration) {
+fn respond(
+    shared: &Shared,
+    (id, generation): (u16, u64),
+    keep: bool,
+    mode: Mode,
+    mut r: AppResponse,
+    stall: Duration,
+) {
     thread::sleep(r.delay + stall);
     let rid = if mode == Mode::WrongId {
         id.wrapping_add(1)
@@ -328,9 +342,10 @@ fn respond(shared: &Shared, id: u16, keep: bool, mode: Mode, mut r: AppResponse,
         id
     };
     let mut g = shared.out.lock().unwrap();
-    if !g.1.remove(&id) {
-        return; // aborted meanwhile
+    if g.1.get(&id) != Some(&generation) {
+        return; // aborted meanwhile (the id may be in use by a later request)
     }
+    g.1.remove(&id);
     let conn = &mut g.0;
     let mut out = Vec::new();
     if mode == Mode::Overloaded {
