@@ -147,8 +147,11 @@ fn run(config: Config) -> Result<(), String> {
             let shared = app.worker(index);
             tokio::task::spawn_local(follow_shutdown(ctx.shutdown.clone(), shared.clone()));
             let labels = Rc::new(app.labels.clone());
-            let report = serve::serve(ctx, serve_opts, move |accepted, _ctx| {
-                conn::serve_connection(accepted, shared.clone(), labels.clone())
+            let metrics = shared.metrics.clone();
+            ctx.bufpool
+                .set_on_exhausted(move || metrics.buffer_pool_exhausted());
+            let report = serve::serve(ctx, serve_opts, move |accepted, ctx| {
+                conn::serve_connection(accepted, shared.clone(), labels.clone(), ctx.bufpool)
             })
             .await;
             tracing::debug!(worker = index, ?report, "worker stopped");

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::accept::{Accepted, Stream};
+use super::bufpool::{BufPool, PoolBuf};
 use super::driver::{self, WorkerShared};
 use super::io;
 use crate::app::Handler;
@@ -35,17 +36,18 @@ pub async fn serve_connection<H: Handler>(
     conn: Accepted,
     worker: Rc<WorkerShared<H>>,
     labels: Rc<ListenerLabels>,
+    bufpool: BufPool,
 ) {
     let label = labels.of(&conn.listener.name);
     let now = Instant::now();
     match conn.listener.protocol {
         Protocol::FastCgi => {
             let engine = FastCgiEngine::new(worker.limits.clone(), worker.timeouts.clone(), now);
-            serve_stream(engine, conn.stream, worker, label).await
+            serve_stream(engine, conn.stream, worker, label, &bufpool).await
         }
         Protocol::Scgi | Protocol::Cgi => {
             let engine = StreamEngine::scgi(worker.limits.clone(), worker.timeouts.clone(), now);
-            serve_stream(engine, conn.stream, worker, label).await
+            serve_stream(engine, conn.stream, worker, label, &bufpool).await
         }
     }
 }
@@ -55,15 +57,22 @@ async fn serve_stream<E: Channel + 'static, H: Handler>(
     stream: Stream,
     worker: Rc<WorkerShared<H>>,
     label: ListenerLabel,
+    bufpool: &BufPool,
 ) {
+    // A registered buffer for this connection's reads while the pool has one; the pool
+    // counts every fallback to a heap buffer (ringgate_buffer_pool_exhausted_total).
+    let read_buffer = || match bufpool.try_next() {
+        Some(b) => PoolBuf::Fixed(b),
+        None => PoolBuf::Heap(Vec::with_capacity(io::READ_BUFFER_BYTES)),
+    };
     match stream {
         Stream::UringTcp(s) => {
             let _ = s.set_nodelay(true);
-            let (r, w) = io::uring_halves(s);
+            let (r, w) = io::uring_halves(s, read_buffer());
             driver::serve(engine, r, w, worker, label).await
         }
         Stream::UringUnix(s) => {
-            let (r, w) = io::uring_halves(s);
+            let (r, w) = io::uring_halves(s, read_buffer());
             driver::serve(engine, r, w, worker, label).await
         }
         Stream::Tcp(s) => {

@@ -32,13 +32,13 @@ use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
 /// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
 
-/// Bytes asked for by each socket read.
-pub const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// The read side of a connection, with owned buffers (the io_uring model).
+/// The read side of a connection. It owns its buffer (a registered one where available), as
+/// io_uring requires: the buffer belongs to the kernel while a read is in flight.
 pub trait ReadHalf: 'static {
-    /// Reads into the spare capacity of `buf` (which is empty); returns it with the bytes.
-    fn read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Reads the next bytes into the half's buffer; returns how many (0 at EOF).
+    fn read(&mut self) -> impl Future<Output = io::Result<usize>>;
+    /// The first `n` bytes of the buffer: what the last read of `n` bytes got.
+    fn filled(&self, n: usize) -> &[u8];
 }
 
 /// The write side of a connection.
@@ -482,7 +482,6 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
     conn: Rc<Conn<E, H>>,
     mut reader: R,
 ) {
-    let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
     loop {
         if conn.finished.get() {
             return;
@@ -492,9 +491,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
             conn.reader_wake.notified().await;
             continue;
         }
-        buf.clear();
-        let (result, returned) = reader.read(buf).await;
-        buf = returned;
+        let result = reader.read().await;
         if conn.finished.get() {
             return; // We shut the socket down ourselves.
         }
@@ -507,7 +504,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
             }
             Ok(n) => {
                 conn.worker.metrics.bytes_received(n);
-                let result = conn.engine.borrow_mut().handle_input(&buf[..n], now);
+                let result = conn.engine.borrow_mut().handle_input(reader.filled(n), now);
                 if let Err(error) = result {
                     tracing::debug!(%error, "closing connection: protocol error");
                     conn.close_reason.set(Some(CloseReason::ProtocolError));
