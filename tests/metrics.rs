@@ -156,6 +156,33 @@ fn requests_are_counted_by_protocol_and_status_class() {
         4.0
     );
     assert!(text.contains("ringgate_build_info{version=\""));
+    // Slab occupancy: the one open connection, and the request capacity (max_in_flight).
+    assert_eq!(
+        metric(
+            &text,
+            "ringgate_slab_entries{worker=\"0\",kind=\"connections\"}"
+        ) + metric(
+            &text,
+            "ringgate_slab_entries{worker=\"1\",kind=\"connections\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ringgate_connections_active{listener=\"fastcgi:127.0.0.1:"
+        ),
+        0.0
+    );
+    let capacity = metric(
+        &text,
+        "ringgate_slab_capacity{worker=\"0\",kind=\"requests\"}",
+    )
+    .max(metric(
+        &text,
+        "ringgate_slab_capacity{worker=\"1\",kind=\"requests\"}",
+    ));
+    assert_eq!(capacity, 10_000.0);
     assert!(text.contains("ringgate_io_backend{backend=\"epoll\"} 1"));
 }
 

@@ -27,7 +27,7 @@ use crate::channel::{
     AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, Rejection, RequestKey,
     Stat, Timeouts,
 };
-use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
+use crate::metrics::{ListenerLabel, SendMode, SlabKind, WorkerMetrics};
 
 /// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
@@ -101,6 +101,20 @@ impl<H: Handler> WorkerShared<H> {
     /// Connections open on this worker.
     pub fn connections(&self) -> usize {
         self.connections.borrow().len()
+    }
+
+    fn count_connections(&self) {
+        let conns = self.connections.borrow();
+        self.metrics
+            .set_slab(SlabKind::Connections, conns.len(), conns.capacity());
+    }
+
+    fn add_in_flight(&self, delta: isize) {
+        let n = self.in_flight.get().saturating_add_signed(delta);
+        self.in_flight.set(n);
+        self.metrics.request_in_flight_delta(delta as f64);
+        self.metrics
+            .set_slab(SlabKind::Requests, n, self.max_in_flight);
     }
 
     /// Whether the worker takes new connections (false while draining or over the limit).
@@ -196,6 +210,7 @@ pub async fn serve<E, H, R, W>(
     });
     let weak: Weak<dyn Drain> = Rc::downgrade(&conn) as Weak<dyn Drain>;
     let id = worker.connections.borrow_mut().insert(weak);
+    worker.count_connections();
     worker.metrics.connection_accepted(listener);
     if worker.draining.get() {
         conn.engine.borrow_mut().drain();
@@ -219,6 +234,7 @@ pub async fn serve<E, H, R, W>(
     let reason = conn.close_reason.get().unwrap_or(CloseReason::PeerClosed);
     worker.metrics.connection_closed(listener, reason);
     worker.connections.borrow_mut().remove(id);
+    worker.count_connections();
     if worker.connections() == 0 {
         worker.all_closed.notify_waiters();
     }
@@ -306,8 +322,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 .reject(key, Rejection::Overloaded, Instant::now());
             return;
         }
-        worker.in_flight.set(worker.in_flight.get() + 1);
-        worker.metrics.request_in_flight_delta(1.0);
+        worker.add_in_flight(1);
         let length = new.head.content_length;
         let body = Body::stream(
             ConnBody {
@@ -363,9 +378,7 @@ struct RequestGuard<E: Channel + 'static, H: Handler> {
 
 impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
-        let worker = &self.conn.worker;
-        worker.in_flight.set(worker.in_flight.get() - 1);
-        worker.metrics.request_in_flight_delta(-1.0);
+        self.conn.worker.add_in_flight(-1);
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
             requests.remove(&self.key);
         }
