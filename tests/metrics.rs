@@ -167,13 +167,6 @@ fn requests_are_counted_by_protocol_and_status_class() {
         ),
         1.0
     );
-    assert_eq!(
-        metric(
-            &text,
-            "ringgate_connections_active{listener=\"fastcgi:127.0.0.1:"
-        ),
-        0.0
-    );
     let capacity = metric(
         &text,
         "ringgate_slab_capacity{worker=\"0\",kind=\"requests\"}",
