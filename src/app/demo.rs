@@ -1,4 +1,5 @@
-//! The built-in demo application that every test and benchmark drives:
+//! The built-in demo application that every test and benchmark drives. Routes are matched on
+//! `PATH_INFO` when it is set (a CGI script alias), else on the request path:
 //!
 //! | route | answer |
 //! |---|---|
@@ -33,7 +34,16 @@ pub struct Demo;
 
 impl Handler for Demo {
     async fn call(&self, request: http::Request<Body>) -> Result<Response<ResponseBody>, BoxError> {
-        let path = request.uri().path().to_owned();
+        // Behind a script prefix (a CGI alias, SCRIPT_NAME=/app) the route is PATH_INFO;
+        // otherwise (nginx, HAProxy) it is the request path.
+        let path_info = request
+            .extensions()
+            .get::<CgiVars>()
+            .and_then(|v| v.get_str("PATH_INFO"));
+        let path = match path_info {
+            Some(p) if !p.is_empty() => p.to_owned(),
+            _ => request.uri().path().to_owned(),
+        };
         let query = request.uri().query().unwrap_or("").to_owned();
         let method = request.method().clone();
         Ok(match (&method, path.as_str()) {
