@@ -341,12 +341,8 @@ impl Channel for StreamEngine {
     fn reject(&mut self, key: RequestKey, why: Rejection, _now: Instant) -> Result<(), ApiError> {
         self.check_key(key)?;
         match why {
-            Rejection::Overloaded => {
-                self.stat(Stat::LimitHit {
-                    limit: "max_in_flight",
-                });
-                canned::write(self.out.buf(), StatusCode::SERVICE_UNAVAILABLE);
-            }
+            // The driver counted the limit it enforced; the engine only answers.
+            Rejection::Overloaded => canned::write(self.out.buf(), StatusCode::SERVICE_UNAVAILABLE),
         }
         self.end(CloseReason::Overloaded);
         Ok(())
