@@ -345,6 +345,46 @@ fn timeouts_are_enforced(io: &str) {
     }
 }
 
+fn worker_in_flight_limit_refuses_with_overloaded_and_503(io: &str) {
+    let server = Server::start(io, &["--workers", "1", "--max-in-flight", "2"]);
+    let mut busy: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = server.fcgi();
+            c.send(&fcgi_request(1, true, "GET", "/slow?ms=1500", b""));
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = server.fcgi().call(1, true, "GET", "/hello", b"");
+    assert!(refused.stdout.is_empty());
+    assert_eq!(
+        refused.end.unwrap().protocol_status,
+        ProtocolStatus::OVERLOADED
+    );
+    let tcp = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+    assert_eq!(scgi_call(tcp, "GET", "/hello", b"", no_half_close).0, 503);
+    for c in &mut busy {
+        assert_eq!(c.responses(&[1])[&1].http().0, 200);
+    }
+    let text = server.scrape();
+    assert_eq!(
+        metric(&text, "ringgate_limit_hits_total{limit=\"max_in_flight\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ringgate_fastcgi_refusals_total{protocol_status=\"overloaded\"}"
+        ),
+        1.0
+    );
+    // Below the limit again: served.
+    assert_eq!(
+        server.fcgi().call(1, false, "GET", "/hello", b"").http().0,
+        200
+    );
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod uring {
@@ -370,4 +410,5 @@ both_backends!(
     sigterm_under_load_loses_nothing,
     over_limit_params_are_counted,
     timeouts_are_enforced,
+    worker_in_flight_limit_refuses_with_overloaded_and_503,
 );
