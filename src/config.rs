@@ -36,7 +36,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
-use crate::channel::Protocol;
+use crate::channel::{Limits as EngineLimits, Protocol, Timeouts as EngineTimeouts};
 use crate::rt::backend::IoMode;
 use crate::rt::bufpool::{self, BufPoolConfig};
 use crate::rt::listener::{ListenAddr, ListenerSpec, DEFAULT_BACKLOG};
@@ -52,17 +52,18 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9500";
 pub const MAX_WORKERS: usize = 4096;
 
 /// Default cap on the bytes of one request's FastCGI params (names and values).
-pub const DEFAULT_MAX_PARAMS_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_PARAMS_BYTES: usize = EngineLimits::DEFAULT_MAX_PARAMS_BYTES;
 /// Default cap on the number of FastCGI params of one request.
-pub const DEFAULT_MAX_PARAMS_PAIRS: usize = 512;
+pub const DEFAULT_MAX_PARAMS_PAIRS: usize = EngineLimits::DEFAULT_MAX_PARAMS_PAIRS;
 /// Default cap on an SCGI header netstring.
-pub const DEFAULT_MAX_SCGI_HEADER_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_SCGI_HEADER_BYTES: usize = EngineLimits::DEFAULT_MAX_SCGI_HEADER_BYTES;
 /// Default cap on the response headers a handler may set.
-pub const DEFAULT_MAX_HEADERS: usize = 100;
+pub const DEFAULT_MAX_HEADERS: usize = EngineLimits::DEFAULT_MAX_HEADERS;
 /// Default bytes of request body buffered per request before reading stops.
-pub const DEFAULT_MAX_BODY_BUFFER_BYTES: usize = 256 * 1024;
+pub const DEFAULT_MAX_BODY_BUFFER_BYTES: usize = EngineLimits::DEFAULT_MAX_BODY_BUFFER_BYTES;
 /// Default FastCGI requests in flight per connection (advertised as FCGI_MAX_REQS).
-pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 64;
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize =
+    EngineLimits::DEFAULT_MAX_REQUESTS_PER_CONNECTION;
 /// Default open connections per worker.
 pub const DEFAULT_MAX_CONNECTIONS: usize = crate::rt::serve::DEFAULT_MAX_CONNECTIONS;
 /// Default requests in flight per worker.
@@ -70,20 +71,20 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 /// Default for multiplexing FastCGI connections (FCGI_MPXS_CONNS).
 pub const DEFAULT_MPXS_CONNS: bool = true;
 /// Default bytes queued for sending on one connection above which response producers wait.
-pub const DEFAULT_SEND_QUEUE_HIGH_WATER: usize = 256 * 1024;
+pub const DEFAULT_SEND_QUEUE_HIGH_WATER: usize = EngineLimits::DEFAULT_SEND_QUEUE_HIGH_WATER;
 /// Largest FastCGI request id, so the most requests one connection can have in flight.
 pub const MAX_FASTCGI_REQUEST_ID: usize = u16::MAX as usize;
 
 /// Default time to receive a request's params (FastCGI) or header (SCGI).
-pub const DEFAULT_PARAMS_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_PARAMS_TIMEOUT: Duration = EngineTimeouts::DEFAULT_PARAMS;
 /// Default longest pause while receiving a request body.
-pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = EngineTimeouts::DEFAULT_BODY_IDLE;
 /// Default time a handler has to produce its response head.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default longest wait for the peer to accept more response bytes.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time an idle kept-alive connection stays open.
-pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT: Duration = EngineTimeouts::DEFAULT_KEEPALIVE_IDLE;
 /// Default time in-flight work gets after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = crate::rt::serve::DEFAULT_DRAIN_TIMEOUT;
 
@@ -526,6 +527,34 @@ impl Default for Timeouts {
             write: DEFAULT_WRITE_TIMEOUT,
             keepalive_idle: DEFAULT_KEEPALIVE_IDLE_TIMEOUT,
             drain: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits the protocol engines enforce.
+    pub fn engine(&self) -> EngineLimits {
+        EngineLimits {
+            max_params_bytes: self.max_params_bytes,
+            max_params_pairs: self.max_params_pairs,
+            max_scgi_header_bytes: self.max_scgi_header_bytes,
+            max_headers: self.max_headers,
+            max_body_buffer_bytes: self.max_body_buffer_bytes,
+            max_requests_per_connection: self.max_requests_per_connection,
+            max_connections: self.max_connections,
+            mpxs_conns: self.mpxs_conns,
+            send_queue_high_water: self.send_queue_high_water,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The timeouts the protocol engines enforce.
+    pub fn engine(&self) -> EngineTimeouts {
+        EngineTimeouts {
+            params: self.params,
+            body_idle: self.body_idle,
+            keepalive_idle: self.keepalive_idle,
         }
     }
 }

@@ -17,3 +17,8 @@ pub mod config;
 pub mod metrics;
 pub mod proto;
 pub mod rt;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -19,7 +19,14 @@ use ringgate::rt::listener::{
 use ringgate::rt::serve::{self, ServeOptions};
 use ringgate::rt::shutdown::Signals;
 use ringgate::rt::worker::{WorkerOptions, Workers};
-use ringgate::rt::{conn, notify};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ringgate::app::demo::Demo;
+use ringgate::metrics::{self as rg_metrics, IoBackend, ListenerNames, WorkerMetrics};
+use ringgate::rt::conn::{self, ListenerLabels};
+use ringgate::rt::driver::WorkerShared;
+use ringgate::rt::notify;
 
 /// Extra time the main thread gives workers beyond the drain timeout before it aborts them.
 const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -91,7 +98,37 @@ fn run(config: Config) -> Result<(), String> {
     for (spec, addr) in set.describe() {
         tracing::info!(protocol = spec.protocol.as_str(), %addr, name = %spec.name, "listening");
     }
+    let mut names = ListenerNames::new();
+    let labels: Vec<(String, _)> = set
+        .describe()
+        .into_iter()
+        .map(|(spec, _)| (spec.name.clone(), names.add(&spec.name)))
+        .collect();
+    let labels = ListenerLabels::new(labels);
     let (per_worker, _unix_files) = set.split().map_err(|e| e.to_string())?;
+
+    let metrics_on = match config.metrics {
+        Some(addr) => {
+            rg_metrics::install(Some(addr)).map_err(|e| format!("metrics on {addr}: {e}"))?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            true
+        }
+        None => false,
+    };
+    rg_metrics::set_io_backend(match resolved.backend {
+        Backend::Uring => IoBackend::IoUring,
+        Backend::Epoll => IoBackend::Epoll,
+    });
+    let app = Arc::new(AppSettings {
+        limits: config.limits.engine(),
+        timeouts: config.timeouts.engine(),
+        handler_timeout: config.timeouts.handler,
+        write_timeout: config.timeouts.write,
+        max_in_flight: config.limits.max_in_flight,
+        names,
+        labels,
+        metrics_on,
+    });
 
     let worker_opts = WorkerOptions {
         workers: config.workers,
@@ -105,8 +142,18 @@ fn run(config: Config) -> Result<(), String> {
     };
     let mut workers = Workers::start(&worker_opts, per_worker, move |ctx| {
         let index = ctx.index;
+        let app = app.clone();
         async move {
-            let report = serve::serve(ctx, serve_opts, conn::serve_connection).await;
+            let shared = app.worker(index);
+            tokio::task::spawn_local(follow_shutdown(ctx.shutdown.clone(), shared.clone()));
+            let labels = Rc::new(app.labels.clone());
+            let metrics = shared.metrics.clone();
+            ctx.bufpool
+                .set_on_exhausted(move || metrics.buffer_pool_exhausted());
+            let report = serve::serve(ctx, serve_opts, move |accepted, ctx| {
+                conn::serve_connection(accepted, shared.clone(), labels.clone(), ctx.bufpool)
+            })
+            .await;
             tracing::debug!(worker = index, ?report, "worker stopped");
         }
     })
@@ -174,4 +221,47 @@ fn run(config: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What every worker needs to build its own per-core state.
+struct AppSettings {
+    limits: ringgate::channel::Limits,
+    timeouts: ringgate::channel::Timeouts,
+    handler_timeout: std::time::Duration,
+    write_timeout: std::time::Duration,
+    max_in_flight: usize,
+    names: ListenerNames,
+    labels: ListenerLabels,
+    metrics_on: bool,
+}
+
+impl AppSettings {
+    /// The per-worker state: the demo application and metric handles registered once.
+    fn worker(&self, index: usize) -> Rc<WorkerShared<Demo>> {
+        let metrics = if self.metrics_on {
+            WorkerMetrics::new(index, &self.names)
+        } else {
+            WorkerMetrics::disabled()
+        };
+        WorkerShared::new(
+            Demo,
+            Rc::new(metrics),
+            self.limits.clone(),
+            self.timeouts.clone(),
+            self.handler_timeout,
+            self.write_timeout,
+            self.max_in_flight,
+        )
+    }
+}
+
+/// Stops new requests when draining starts; ends the rest when the drain is cut short.
+async fn follow_shutdown(
+    mut shutdown: ringgate::rt::shutdown::ShutdownSignal,
+    shared: Rc<WorkerShared<Demo>>,
+) {
+    shutdown.draining().await;
+    shared.drain();
+    shutdown.aborted().await;
+    shared.abort_all();
 }

@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use common::{bin, expect_accept_and_close, start, temp_dir};
+use common::{bin, expect_fastcgi_hello, expect_scgi_hello, start, temp_dir};
 
 /// SIGTERM with nothing in flight must end the process this fast.
 const QUICK_EXIT: Duration = Duration::from_secs(3);
@@ -41,8 +41,8 @@ fn serve_both_kinds(io: &str) {
     let tcp = server.listening("fastcgi");
     // Enough connections that both workers' reuseport sockets get some.
     for _ in 0..20 {
-        expect_accept_and_close(TcpStream::connect(&tcp).unwrap());
-        expect_accept_and_close(UnixStream::connect(&sock).unwrap());
+        expect_fastcgi_hello(TcpStream::connect(&tcp).unwrap());
+        expect_scgi_hello(UnixStream::connect(&sock).unwrap());
     }
     server.signal(libc::SIGTERM);
     let (status, took, log) = server.wait(Duration::from_secs(10));
@@ -111,7 +111,7 @@ fn stale_unix_socket_is_replaced() {
         .arg(format!("unix:{}", sock.display()));
     let server = start(cmd).ready();
     assert!(server.logged("removing stale socket file"));
-    expect_accept_and_close(UnixStream::connect(&sock).unwrap());
+    expect_fastcgi_hello(UnixStream::connect(&sock).unwrap());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -214,8 +214,8 @@ fn systemd_sockets_are_used_and_left_open() {
             "no default listeners beside inherited ones"
         );
         for _ in 0..10 {
-            expect_accept_and_close(TcpStream::connect(tcp_addr).unwrap());
-            expect_accept_and_close(UnixStream::connect(&path).unwrap());
+            expect_fastcgi_hello(TcpStream::connect(tcp_addr).unwrap());
+            expect_scgi_hello(UnixStream::connect(&path).unwrap());
         }
         server.signal(libc::SIGTERM);
         let (status, _, log) = server.wait(Duration::from_secs(10));
@@ -260,7 +260,7 @@ fn blocked_io_uring_falls_back_in_auto_and_fails_with_io_uring() {
         server.log.join("\n")
     );
     assert!(server.logged("uring=0 epoll=2"));
-    expect_accept_and_close(TcpStream::connect(server.listening("fastcgi")).unwrap());
+    expect_fastcgi_hello(TcpStream::connect(server.listening("fastcgi")).unwrap());
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait(Duration::from_secs(10)).0.code(), Some(0));
 
@@ -331,7 +331,7 @@ fn buffer_registration_over_memlock_limit_is_not_fatal() {
         server.log.join("\n")
     );
     assert!(server.logged("uring=1"), "{}", server.log.join("\n"));
-    expect_accept_and_close(TcpStream::connect(server.listening("fastcgi")).unwrap());
+    expect_fastcgi_hello(TcpStream::connect(server.listening("fastcgi")).unwrap());
     server.signal(libc::SIGTERM);
     let (status, _, log) = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", log.join("\n"));

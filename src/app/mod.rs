@@ -1,1 +1,147 @@
-//! (in progress)
+//! The application side: the [`Handler`] trait, the request and response types handlers
+//! see, and the built-in applications ([`demo`]).
+//!
+//! A request is an `http::Request<Body>` whose extensions carry the raw [`CgiVars`], the
+//! FastCGI [`Role`], the [`RequestInfo`] (server and remote address, https) and, for the
+//! FILTER role, the [`FilterInfo`]; the FILTER role's DATA stream comes with the body
+//! ([`Body::take_filter_data`]). A response is an `http::Response<ResponseBody>` with a full
+//! or streaming `http-body` 1.x body. Handlers run one instance per core and may be `!Send`.
+
+mod body;
+pub mod demo;
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+pub use crate::channel::{FilterInfo, Protocol};
+pub use crate::proto::cgi::CgiVars;
+pub use crate::proto::fastcgi::Role;
+pub use body::{Body, BodyError, BodySource};
+
+/// Errors a handler or a response body may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body: full or streaming, possibly `!Send`.
+pub type ResponseBody = std::pin::Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError>>>;
+
+/// Boxes any body whose errors convert into [`BoxError`] as a [`ResponseBody`].
+pub fn boxed<B>(body: B) -> ResponseBody
+where
+    B: http_body::Body<Data = Bytes> + 'static,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(body.map_err(Into::into))
+}
+
+/// An application. One instance per worker thread (made by a [`HandlerFactory`]), so it may
+/// keep `!Send` state. A returned `Err` or a panic becomes a 500 when nothing was sent yet,
+/// otherwise an aborted request; other requests on the connection are not affected.
+pub trait Handler: 'static {
+    /// Answers one request. The future is dropped if the request is aborted.
+    fn call(
+        &self,
+        request: http::Request<Body>,
+    ) -> impl Future<Output = Result<http::Response<ResponseBody>, BoxError>>;
+}
+
+/// Makes one [`Handler`] per worker thread.
+pub trait HandlerFactory: Send + Sync + 'static {
+    /// The handler type.
+    type Handler: Handler;
+    /// Builds the handler for worker `worker`.
+    fn make(&self, worker: usize) -> Self::Handler;
+}
+
+impl<F, H> HandlerFactory for F
+where
+    F: Fn(usize) -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    type Handler = H;
+    fn make(&self, worker: usize) -> H {
+        self(worker)
+    }
+}
+
+/// Where a request came from and went to, from the CGI variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The wire protocol.
+    pub protocol: Option<Protocol>,
+    /// `HTTPS` was `on` or `1`.
+    pub secure: bool,
+    /// `SERVER_NAME`.
+    pub server_name: Option<String>,
+    /// `SERVER_ADDR`.
+    pub server_addr: Option<IpAddr>,
+    /// `SERVER_PORT`.
+    pub server_port: Option<u16>,
+    /// `REMOTE_ADDR`.
+    pub remote_addr: Option<IpAddr>,
+    /// `REMOTE_PORT`.
+    pub remote_port: Option<u16>,
+}
+
+/// Builds the request a handler sees from what an engine announced.
+pub fn build_request(
+    new: crate::channel::NewRequest,
+    body: Body,
+    filter_data: Option<Body>,
+) -> http::Request<Body> {
+    let head = new.head;
+    let mut body = body;
+    if let Some(data) = filter_data {
+        body.set_filter_data(data);
+    }
+    let mut request = http::Request::new(body);
+    *request.method_mut() = head.method;
+    *request.uri_mut() = head.uri;
+    *request.version_mut() = head.version;
+    *request.headers_mut() = head.headers;
+    let ext = request.extensions_mut();
+    ext.insert(RequestInfo {
+        protocol: Some(new.protocol),
+        secure: head.secure,
+        server_name: head.server_name,
+        server_addr: head.server_addr,
+        server_port: head.server_port,
+        remote_addr: head.remote_addr,
+        remote_port: head.remote_port,
+    });
+    ext.insert(new.role);
+    if let Some(info) = new.filter {
+        ext.insert(info);
+    }
+    ext.insert(new.vars);
+    request
+}
+
+/// A complete response body.
+pub fn full(data: impl Into<Bytes>) -> ResponseBody {
+    boxed(http_body_util::Full::new(data.into()))
+}
+
+/// An empty response body.
+pub fn empty() -> ResponseBody {
+    boxed(http_body_util::Empty::<Bytes>::new())
+}
+
+/// A plain-text response with `status`.
+pub fn text(status: http::StatusCode, body: impl Into<Bytes>) -> http::Response<ResponseBody> {
+    let body = body.into();
+    let mut response = http::Response::new(full(body.clone()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    );
+    response
+}

@@ -1,10 +1,292 @@
-//! Sans-IO connection engines: one per connection kind (FastCGI, SCGI, CGI-on-stdio).
+//! Sans-IO connection engines: one per connection kind.
 //!
-//! An engine takes bytes read from the peer and the current time, and gives back events
-//! (a request arrived, a body chunk is readable, a producer may write, a request was
-//! aborted, something worth counting happened) and bytes to send. It never does I/O,
-//! never reads a clock and never panics on peer input. The runtime (`rt/`) drives it.
+//! - [`FastCgiEngine`]: FastCGI 1.0 with multiplexing, all three roles, GET_VALUES.
+//! - [`StreamEngine`]: one request per connection with an unframed body and response: SCGI
+//!   (the head is a netstring) and CGI-on-stdio (the head is the process environment).
+//!
+//! An engine takes bytes read from the peer and the current time, and gives back [`Event`]s
+//! and bytes to send. It never does I/O, never reads a clock and never panics on peer input.
+//! The runtime (`rt/`) drives it through the [`Channel`] trait; the call contract is there.
 
+mod canned;
 pub mod events;
+mod fastcgi;
+mod input;
+mod send_queue;
+mod stream;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
 
 pub use events::{AbortCause, CloseReason, Protocol, Side, Stat};
+pub use fastcgi::FastCgiEngine;
+pub use stream::StreamEngine;
+
+use crate::proto::cgi::{CgiVars, RequestHead};
+use crate::proto::fastcgi::Role;
+
+/// Limits every engine enforces. Each one is counted as `Stat::LimitHit` with its key.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Bytes of FastCGI PARAMS (pairs with their lengths) per request.
+    pub max_params_bytes: usize,
+    /// FastCGI name-value pairs per request (and SCGI variables per request).
+    pub max_params_pairs: usize,
+    /// Bytes of an SCGI netstring header.
+    pub max_scgi_header_bytes: usize,
+    /// `HTTP_*` variables turned into headers.
+    pub max_headers: usize,
+    /// Request body bytes buffered per request before the connection stops reading.
+    pub max_body_buffer_bytes: usize,
+    /// FastCGI requests in flight on one connection (advertised as `FCGI_MAX_REQS`).
+    pub max_requests_per_connection: usize,
+    /// Connections per worker (advertised as `FCGI_MAX_CONNS`; enforced by the runtime).
+    pub max_connections: usize,
+    /// Whether FastCGI connections may carry several requests at once (`FCGI_MPXS_CONNS`).
+    pub mpxs_conns: bool,
+    /// Bytes queued for sending above which response producers are paused.
+    pub send_queue_high_water: usize,
+}
+
+impl Limits {
+    /// Default for [`Limits::max_params_bytes`].
+    pub const DEFAULT_MAX_PARAMS_BYTES: usize = 64 * 1024;
+    /// Default for [`Limits::max_params_pairs`].
+    pub const DEFAULT_MAX_PARAMS_PAIRS: usize = 512;
+    /// Default for [`Limits::max_scgi_header_bytes`].
+    pub const DEFAULT_MAX_SCGI_HEADER_BYTES: usize = 64 * 1024;
+    /// Default for [`Limits::max_headers`].
+    pub const DEFAULT_MAX_HEADERS: usize = 100;
+    /// Default for [`Limits::max_body_buffer_bytes`].
+    pub const DEFAULT_MAX_BODY_BUFFER_BYTES: usize = 256 * 1024;
+    /// Default for [`Limits::max_requests_per_connection`].
+    pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 64;
+    /// Default for [`Limits::max_connections`].
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// Default for [`Limits::send_queue_high_water`].
+    pub const DEFAULT_SEND_QUEUE_HIGH_WATER: usize = 256 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_params_bytes: Self::DEFAULT_MAX_PARAMS_BYTES,
+            max_params_pairs: Self::DEFAULT_MAX_PARAMS_PAIRS,
+            max_scgi_header_bytes: Self::DEFAULT_MAX_SCGI_HEADER_BYTES,
+            max_headers: Self::DEFAULT_MAX_HEADERS,
+            max_body_buffer_bytes: Self::DEFAULT_MAX_BODY_BUFFER_BYTES,
+            max_requests_per_connection: Self::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            mpxs_conns: true,
+            send_queue_high_water: Self::DEFAULT_SEND_QUEUE_HIGH_WATER,
+        }
+    }
+}
+
+/// Timeouts the engines enforce themselves (the runtime enforces handler and write timeouts).
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// From the start of a request (FastCGI BEGIN_REQUEST, SCGI connection) to its complete head.
+    pub params: Duration,
+    /// Longest gap between body bytes while the engine is willing to read.
+    pub body_idle: Duration,
+    /// Longest time a connection may sit with no request in flight and nothing to send.
+    pub keepalive_idle: Duration,
+}
+
+impl Timeouts {
+    /// Default for [`Timeouts::params`].
+    pub const DEFAULT_PARAMS: Duration = Duration::from_secs(10);
+    /// Default for [`Timeouts::body_idle`].
+    pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(30);
+    /// Default for [`Timeouts::keepalive_idle`].
+    pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            params: Self::DEFAULT_PARAMS,
+            body_idle: Self::DEFAULT_BODY_IDLE,
+            keepalive_idle: Self::DEFAULT_KEEPALIVE_IDLE,
+        }
+    }
+}
+
+/// A handle on one request of one connection. The generation makes a key of a finished
+/// request useless even when its slab slot and its FastCGI request id are reused: using it
+/// yields [`ApiError::UnknownRequest`], never another request's state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RequestKey {
+    slot: u32,
+    generation: u32,
+}
+
+/// Which input stream of a request a body read is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InputStream {
+    /// The request body (FastCGI STDIN, the SCGI/CGI body).
+    Body,
+    /// The FastCGI FILTER role's DATA stream.
+    FilterData,
+}
+
+/// What the FILTER role adds to a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FilterInfo {
+    /// `FCGI_DATA_LENGTH`.
+    pub data_length: Option<u64>,
+    /// `FCGI_DATA_LAST_MOD` (seconds since the epoch).
+    pub data_last_mod: Option<u64>,
+}
+
+/// A request whose head is complete, ready for the application.
+#[derive(Debug)]
+pub struct NewRequest {
+    /// Its key for every later call.
+    pub key: RequestKey,
+    /// The request head built from the variables.
+    pub head: RequestHead,
+    /// The raw CGI variables.
+    pub vars: CgiVars,
+    /// The FastCGI role (RESPONDER for SCGI and CGI).
+    pub role: Role,
+    /// Set for the FILTER role: a DATA stream follows the body.
+    pub filter: Option<FilterInfo>,
+    /// The wire protocol.
+    pub protocol: Protocol,
+}
+
+/// What an engine tells its driver. Poll them with [`Channel::poll_event`] after every call.
+#[derive(Debug)]
+pub enum Event {
+    /// A request is ready for the application.
+    Request(Box<NewRequest>),
+    /// Body bytes, or the end of the body, can be read with [`Channel::poll_body`].
+    BodyReadable(RequestKey, InputStream),
+    /// A producer paused by [`Channel::poll_produce`] may produce again.
+    Writable(RequestKey),
+    /// The request is over on the wire: stop its handler. The key is now stale.
+    Aborted(RequestKey, AbortCause),
+    /// Something to count.
+    Stat(Stat),
+}
+
+/// One read from a request's input stream.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum BodyChunk {
+    /// The next bytes.
+    Data(Bytes),
+    /// Nothing buffered yet: an [`Event::BodyReadable`] follows when there is.
+    Pending,
+    /// The stream ended normally.
+    End,
+    /// The stream will never complete (the request was aborted or the connection lost).
+    Broken,
+}
+
+/// The application (or driver) used the engine wrongly. Peer faults never show up as this.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The key belongs to a request that is over (or to another connection).
+    #[error("unknown or finished request")]
+    UnknownRequest,
+    /// The response head was already sent.
+    #[error("response head already sent")]
+    HeadAlreadySent,
+    /// Body bytes before the response head.
+    #[error("response body before the response head")]
+    HeadNotSent,
+}
+
+/// The peer broke the protocol so badly that the connection must close.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// A FastCGI record header was invalid.
+    #[error(transparent)]
+    Record(#[from] crate::proto::fastcgi::RecordError),
+    /// An SCGI header was invalid.
+    #[error(transparent)]
+    Scgi(#[from] crate::proto::scgi::ScgiError),
+    /// The peer sent bytes where none may come (e.g. after an SCGI body).
+    #[error("unexpected bytes from the peer")]
+    UnexpectedInput,
+}
+
+/// Why a request was refused before reaching the application.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Rejection {
+    /// The worker is over its in-flight request limit.
+    Overloaded,
+}
+
+/// The interface between an engine and its driver.
+///
+/// Call contract (the driver is one task per connection plus one per request):
+/// 1. Feed every read with [`Channel::handle_input`]; an `Err` means: count it, flush
+///    [`Channel::take_output`] (it may hold an answer), then close. Feed EOF with
+///    [`Channel::handle_read_closed`] and a failed send with [`Channel::handle_write_failed`].
+/// 2. After every call, drain [`Channel::poll_event`] until `None` and act on each event.
+/// 3. Read only while [`Channel::wants_read`]; when a body read makes it true again, resume.
+/// 4. For each request: send the head, then body parts; before producing each part ask
+///    [`Channel::poll_produce`]; on `false` wait for [`Event::Writable`]. End with
+///    [`Channel::finish`] or [`Channel::abort`].
+/// 5. Send what [`Channel::take_output`] returns and report it with [`Channel::handle_sent`].
+/// 6. Arm a timer for [`Channel::poll_timeout`] and call [`Channel::handle_timeout`] then.
+/// 7. Close when [`Channel::close_reason`] is `Some` and all output is sent.
+pub trait Channel {
+    /// Bytes read from the peer.
+    fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError>;
+    /// The peer half-closed its write side (we read EOF). Not an abort.
+    fn handle_read_closed(&mut self, now: Instant);
+    /// The peer can no longer receive: every request of the connection is aborted.
+    fn handle_write_failed(&mut self, now: Instant);
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// Whether the driver should read from the socket now.
+    fn wants_read(&self) -> bool;
+    /// Reads the next piece of a request's input stream.
+    fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk;
+    /// Refuses a request that was announced by [`Event::Request`].
+    fn reject(&mut self, key: RequestKey, why: Rejection, now: Instant) -> Result<(), ApiError>;
+    /// Queues the response head. A 1xx status is dropped (CGI-family protocols cannot carry
+    /// interim responses) and `Ok(false)` is returned; the final head must follow.
+    fn send_head(
+        &mut self,
+        key: RequestKey,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: Instant,
+    ) -> Result<bool, ApiError>;
+    /// Queues response body bytes.
+    fn send_body(&mut self, key: RequestKey, data: &[u8], now: Instant) -> Result<(), ApiError>;
+    /// Queues error output (FastCGI STDERR; dropped elsewhere).
+    fn send_stderr(&mut self, key: RequestKey, data: &[u8]) -> Result<(), ApiError>;
+    /// Whether a producer may queue more now. On `false`, [`Event::Writable`] follows later
+    /// and the pause is counted as a producer stall.
+    fn poll_produce(&mut self, key: RequestKey, now: Instant) -> bool;
+    /// Ends a response normally. Without a head, a 500 is sent.
+    fn finish(&mut self, key: RequestKey, app_status: u32, now: Instant) -> Result<(), ApiError>;
+    /// Ends a request that cannot complete: with nothing sent yet, a 500 answers it; after the
+    /// head, FastCGI ends that request alone and SCGI/CGI close the connection.
+    fn abort(&mut self, key: RequestKey, cause: AbortCause, now: Instant) -> Result<(), ApiError>;
+    /// Bytes to send, if any. They count against the high-water mark until
+    /// [`Channel::handle_sent`] reports them.
+    fn take_output(&mut self) -> Option<Bytes>;
+    /// `n` bytes from [`Channel::take_output`] were sent.
+    fn handle_sent(&mut self, n: usize, now: Instant);
+    /// Bytes queued or being sent.
+    fn queued_output(&self) -> usize;
+    /// The earliest deadline the engine wants [`Channel::handle_timeout`] called at.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Expires whatever is due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Stops taking new requests (server shutdown); in-flight ones go on.
+    fn drain(&mut self);
+    /// `Some` once the connection has nothing more to do: close it when output is sent.
+    fn close_reason(&self) -> Option<CloseReason>;
+    /// Requests in flight.
+    fn in_flight(&self) -> usize;
+}

@@ -3,11 +3,15 @@
 
 use std::net::IpAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 /// Default limit on the number of `HTTP_*` variables turned into headers.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Default limit on the size of a CGI response head, blank line included.
+pub const DEFAULT_MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 
 /// CGI meta-variables in arrival order. Lookups are linear: a request has a few dozen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,15 +116,301 @@ pub enum CgiError {
 }
 
 /// Turns CGI variables into a request head (the seed's `makeRequest`).
+///
+/// - `REQUEST_METHOD` is required.
+/// - The URI is `REQUEST_URI` when present and non-empty (origin form, absolute form or `*`);
+///   a `REQUEST_URI` in origin form with bytes `http::Uri` refuses (spaces, raw non-ASCII from
+///   some front ends) has those bytes percent-encoded rather than being refused. Without it the
+///   URI is rebuilt from `SCRIPT_NAME` + `PATH_INFO` (which CGI passes decoded, so everything
+///   but unreserved characters, sub-delimiters, `:`, `@` and `/` is percent-encoded), then
+///   `?QUERY_STRING` when that is non-empty; an empty path becomes `/`.
+/// - `SERVER_PROTOCOL`: `HTTP/0.9`, `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`, `HTTP/2.0`, `HTTP/3`;
+///   HTTP/1.1 when absent.
+/// - `HTTP_*` become headers (`HTTP_` stripped, `_` turned into `-`, lower case); at most
+///   `max_headers` of them. `CONTENT_TYPE` (when non-empty) and `CONTENT_LENGTH` (when
+///   non-empty) become headers too, and then replace `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH`
+///   if a front end also sent those.
+/// - An empty `CONTENT_LENGTH` (nginx sends one for GET) means a length of 0 and adds no
+///   header; a non-digit in it is [`CgiError::BadContentLength`].
+/// - `HTTPS` equal to `on` or `1` (any case) marks the request secure.
+/// - Addresses and ports that do not parse (e.g. nginx's `unix:` for a Unix socket) are
+///   `None`, not an error.
 pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, CgiError> {
-    let _ = (vars, max_headers);
-    todo!("helper: proto")
+    // `HeaderMap` holds at most 32768 entries and panics past that in its plain methods:
+    // only the `try_` forms are used on sizes a peer controls.
+    let too_many = |_| CgiError::TooManyHeaders { limit: max_headers };
+    let mut headers = HeaderMap::try_with_capacity(vars.len().min(max_headers.saturating_add(2)))
+        .map_err(too_many)?;
+    let mut count = 0;
+    let mut name_buf = Vec::with_capacity(64);
+    let mut append = |headers: &mut HeaderMap, name: &Bytes, value: &Bytes, suffix: &[u8]| {
+        count += 1;
+        if count > max_headers {
+            return Err(CgiError::TooManyHeaders { limit: max_headers });
+        }
+        name_buf.clear();
+        name_buf.extend(suffix.iter().map(|&b| match b {
+            b'_' => b'-',
+            b => b.to_ascii_lowercase(),
+        }));
+        let bad = || CgiError::BadHeader(String::from_utf8_lossy(name).into_owned());
+        let header_name = HeaderName::from_bytes(&name_buf).map_err(|_| bad())?;
+        let header_value = HeaderValue::from_maybe_shared(value.clone()).map_err(|_| bad())?;
+        headers
+            .try_append(header_name, header_value)
+            .map_err(too_many)?;
+        Ok(())
+    };
+
+    // One pass: the variables this function reads (the first of each name counts) and the
+    // `HTTP_*` headers; `HTTP_CONTENT_*` wait until `CONTENT_*` are known.
+    let mut k = Known::default();
+    let mut http_content: [Option<(&Bytes, &Bytes)>; 2] = [None, None];
+    for (name, value) in &vars.pairs {
+        if let Some(suffix) = name.strip_prefix(b"HTTP_") {
+            match suffix {
+                b"CONTENT_TYPE" => http_content[0] = http_content[0].or(Some((name, value))),
+                b"CONTENT_LENGTH" => http_content[1] = http_content[1].or(Some((name, value))),
+                _ => append(&mut headers, name, value, suffix)?,
+            }
+        } else {
+            k.offer(name, value);
+        }
+    }
+
+    let method = k.method.ok_or(CgiError::MissingMethod)?;
+    let method = Method::from_bytes(method).map_err(|_| CgiError::BadMethod)?;
+    let version = match k.protocol {
+        None => Version::HTTP_11,
+        Some(p) => parse_version(p)
+            .ok_or_else(|| CgiError::BadProtocol(String::from_utf8_lossy(p).into_owned()))?,
+    };
+    let uri = request_uri(&k)?;
+
+    let content_type = k.content_type.filter(|v| !v.is_empty());
+    let (content_length, content_length_header) = match k.content_length {
+        None => (None, None),
+        Some(v) if v.is_empty() => (Some(0), None),
+        Some(v) => {
+            let n = parse_decimal(v).ok_or(CgiError::BadContentLength)?;
+            (Some(n), Some(v))
+        }
+    };
+    for (i, present) in [content_type.is_some(), content_length_header.is_some()]
+        .into_iter()
+        .enumerate()
+    {
+        if let (false, Some((name, value))) = (present, http_content[i]) {
+            append(&mut headers, name, value, &name[b"HTTP_".len()..])?;
+        }
+    }
+    if let Some(v) = content_type {
+        let v = HeaderValue::from_maybe_shared(v.clone())
+            .map_err(|_| CgiError::BadHeader("CONTENT_TYPE".to_owned()))?;
+        headers.try_insert(CONTENT_TYPE, v).map_err(too_many)?;
+    }
+    if let Some(v) = content_length_header {
+        // Only digits: always a valid header value.
+        let v =
+            HeaderValue::from_maybe_shared(v.clone()).map_err(|_| CgiError::BadContentLength)?;
+        headers.try_insert(CONTENT_LENGTH, v).map_err(too_many)?;
+    }
+
+    Ok(RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        content_length,
+        secure: k
+            .https
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == "1"),
+        server_name: text(k.server_name)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        server_addr: k.server_addr.and_then(|v| parse_ip(v)),
+        server_port: text(k.server_port).and_then(|p| p.parse().ok()),
+        remote_addr: k.remote_addr.and_then(|v| parse_ip(v)),
+        remote_port: text(k.remote_port).and_then(|p| p.parse().ok()),
+    })
+}
+
+/// The variables [`parse_request`] reads, found in one pass (the first of each name counts,
+/// as with [`CgiVars::get`]).
+#[derive(Default)]
+struct Known<'a> {
+    method: Option<&'a Bytes>,
+    protocol: Option<&'a Bytes>,
+    request_uri: Option<&'a Bytes>,
+    script_name: Option<&'a Bytes>,
+    path_info: Option<&'a Bytes>,
+    query_string: Option<&'a Bytes>,
+    content_type: Option<&'a Bytes>,
+    content_length: Option<&'a Bytes>,
+    https: Option<&'a Bytes>,
+    server_name: Option<&'a Bytes>,
+    server_addr: Option<&'a Bytes>,
+    server_port: Option<&'a Bytes>,
+    remote_addr: Option<&'a Bytes>,
+    remote_port: Option<&'a Bytes>,
+}
+
+impl<'a> Known<'a> {
+    fn offer(&mut self, name: &[u8], value: &'a Bytes) {
+        let slot = match name {
+            b"REQUEST_METHOD" => &mut self.method,
+            b"SERVER_PROTOCOL" => &mut self.protocol,
+            b"REQUEST_URI" => &mut self.request_uri,
+            b"SCRIPT_NAME" => &mut self.script_name,
+            b"PATH_INFO" => &mut self.path_info,
+            b"QUERY_STRING" => &mut self.query_string,
+            b"CONTENT_TYPE" => &mut self.content_type,
+            b"CONTENT_LENGTH" => &mut self.content_length,
+            b"HTTPS" => &mut self.https,
+            b"SERVER_NAME" => &mut self.server_name,
+            b"SERVER_ADDR" => &mut self.server_addr,
+            b"SERVER_PORT" => &mut self.server_port,
+            b"REMOTE_ADDR" => &mut self.remote_addr,
+            b"REMOTE_PORT" => &mut self.remote_port,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+}
+
+/// A variable's value if it is UTF-8.
+fn text(v: Option<&Bytes>) -> Option<&str> {
+    v.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// A variable's value, empty when absent.
+fn part(v: Option<&Bytes>) -> &[u8] {
+    v.map(|b| &b[..]).unwrap_or_default()
+}
+
+fn parse_version(p: &[u8]) -> Option<Version> {
+    Some(match p {
+        b"HTTP/1.1" => Version::HTTP_11,
+        b"HTTP/1.0" => Version::HTTP_10,
+        b"HTTP/0.9" => Version::HTTP_09,
+        b"HTTP/2" | b"HTTP/2.0" => Version::HTTP_2,
+        b"HTTP/3" => Version::HTTP_3,
+        _ => return None,
+    })
+}
+
+/// A non-empty run of ASCII digits that fits in a `u64` (no sign, no spaces).
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// An IP address, bracketed IPv6 (`[::1]`) accepted.
+fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(v).ok()?;
+    let s = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(s);
+    s.parse().ok()
+}
+
+/// Characters kept as they are in a path rebuilt from decoded `SCRIPT_NAME`/`PATH_INFO`:
+/// RFC 3986 unreserved, sub-delims, `:`, `@` and `/`.
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)
+}
+
+/// Characters kept as they are when repairing an already encoded URI: everything RFC 3986
+/// allows in a URI, `%` included.
+fn is_uri_char(b: u8) -> bool {
+    is_path_char(b) || b"?#[]%".contains(&b)
+}
+
+fn percent_encode_into(out: &mut Vec<u8>, input: &[u8], keep: fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in input {
+        if keep(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+fn request_uri(k: &Known<'_>) -> Result<Uri, CgiError> {
+    if let Some(raw) = k.request_uri.filter(|u| !u.is_empty()) {
+        if let Ok(uri) = Uri::from_maybe_shared(raw.clone()) {
+            return Ok(uri);
+        }
+        // Repair only the origin form: encoding bytes of an authority could change the host.
+        if raw[0] != b'/' {
+            return Err(CgiError::BadUri);
+        }
+        let mut fixed = Vec::with_capacity(raw.len() + 16);
+        percent_encode_into(&mut fixed, raw, is_uri_char);
+        return Uri::try_from(fixed).map_err(|_| CgiError::BadUri);
+    }
+    let script = part(k.script_name);
+    let path_info = part(k.path_info);
+    let query = part(k.query_string);
+    let mut uri = Vec::with_capacity(script.len() + path_info.len() + query.len() + 2);
+    let path_starts_with_slash = if script.is_empty() {
+        path_info.starts_with(b"/")
+    } else {
+        script.starts_with(b"/")
+    };
+    if !path_starts_with_slash {
+        uri.push(b'/');
+    }
+    percent_encode_into(&mut uri, script, is_path_char);
+    percent_encode_into(&mut uri, path_info, is_path_char);
+    if !query.is_empty() {
+        uri.push(b'?');
+        percent_encode_into(&mut uri, query, is_uri_char);
+    }
+    Uri::try_from(uri).map_err(|_| CgiError::BadUri)
 }
 
 /// Writes `Status: NNN Reason\r\n`, the headers and the blank line.
+///
+/// The reason is the code's canonical one; a code without one is written as `NNN ` (RFC 3875
+/// allows an empty reason phrase). A header called `Status` in `headers` is skipped: `status`
+/// is the one that counts.
 pub fn encode_response_head(out: &mut BytesMut, status: StatusCode, headers: &HeaderMap) {
-    let _ = (out, status, headers);
-    todo!("helper: proto")
+    let reason = status.canonical_reason().unwrap_or("");
+    out.reserve(
+        16 + reason.len()
+            + 2
+            + headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>(),
+    );
+    out.put_slice(b"Status: ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(reason.as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in headers {
+        if name.as_str() == "status" {
+            continue;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
 }
 
 /// A parsed CGI response head (client side, and the CGI-script executor).
@@ -148,10 +438,148 @@ pub enum ResponseHeadError {
 
 /// Parses a CGI response head from the front of `buf`: `Ok(Some((head, consumed)))` once the
 /// blank line (`\r\n\r\n` or `\n\n`) is there, `Ok(None)` if more bytes are needed.
+///
+/// Lines end with `\r\n` or `\n`. `Status: NNN reason` sets the status (at most once);
+/// without it, an absolute `Location` (a client redirect) gives 302 and anything else 200.
+/// A head of no header at all, a continuation line (starting with a space or tab), a line
+/// without `:` or an invalid name or value is [`ResponseHeadError::Malformed`]. The head,
+/// blank line included, must fit in `max_bytes`, else [`ResponseHeadError::TooLarge`].
+///
+/// Each call scans `buf` from its start: to read a head that arrives in many small pieces,
+/// use [`ResponseHeadDecoder`], which looks at each byte once.
 pub fn parse_response_head(
     buf: &[u8],
     max_bytes: usize,
 ) -> Result<Option<(ResponseHead, usize)>, ResponseHeadError> {
-    let _ = (buf, max_bytes);
-    todo!("helper: proto")
+    let window = &buf[..buf.len().min(max_bytes)];
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    let consumed = loop {
+        let Some(nl) = window[pos..].iter().position(|&b| b == b'\n') else {
+            if buf.len() >= max_bytes {
+                return Err(ResponseHeadError::TooLarge { limit: max_bytes });
+            }
+            return Ok(None);
+        };
+        let line = &window[pos..pos + nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        pos += nl + 1;
+        if line.is_empty() {
+            break pos;
+        }
+        lines.push(line);
+    };
+    if lines.is_empty() {
+        return Err(ResponseHeadError::Malformed);
+    }
+
+    let mut status = None;
+    // More lines than a `HeaderMap` can hold (32768) only fit in a huge limit: too large.
+    let too_large = |_| ResponseHeadError::TooLarge { limit: max_bytes };
+    let mut headers = HeaderMap::try_with_capacity(lines.len()).map_err(too_large)?;
+    for line in lines {
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(ResponseHeadError::Malformed)?;
+        let name = &line[..colon];
+        let value = trim_ows(&line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"status") {
+            if status.is_some() {
+                return Err(ResponseHeadError::Malformed);
+            }
+            status = Some(parse_status_line(value)?);
+            continue;
+        }
+        // A continuation line starts with whitespace, which no valid name contains.
+        let name = HeaderName::from_bytes(name).map_err(|_| ResponseHeadError::Malformed)?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| ResponseHeadError::Malformed)?;
+        headers.try_append(name, value).map_err(too_large)?;
+    }
+    let status = status.unwrap_or_else(|| {
+        let absolute = headers
+            .get(LOCATION)
+            .and_then(|l| Uri::try_from(l.as_bytes()).ok())
+            .is_some_and(|u| u.scheme().is_some());
+        if absolute {
+            StatusCode::FOUND
+        } else {
+            StatusCode::OK
+        }
+    });
+    Ok(Some((ResponseHead { status, headers }, consumed)))
 }
+
+/// Incremental form of [`parse_response_head`] for a head that arrives in pieces (a CGI
+/// script's stdout, a client's socket): remembers how far it has looked for the blank line,
+/// so feeding a head one byte at a time costs linear, not quadratic, time.
+///
+/// Pass the whole buffer received so far (it must only grow between calls); once the head
+/// is complete the result is exactly [`parse_response_head`]'s.
+#[derive(Clone, Debug)]
+pub struct ResponseHeadDecoder {
+    max_bytes: usize,
+    /// Bytes already searched for a line end.
+    scanned: usize,
+    /// Start of the line that is not complete yet.
+    line_start: usize,
+}
+
+impl ResponseHeadDecoder {
+    /// A decoder for a head of at most `max_bytes`, blank line included.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            scanned: 0,
+            line_start: 0,
+        }
+    }
+
+    /// Looks at the bytes added since the last call; see [`parse_response_head`].
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(ResponseHead, usize)>, ResponseHeadError> {
+        let window = &buf[..buf.len().min(self.max_bytes)];
+        let mut from = self.scanned.min(window.len());
+        while let Some(nl) = window[from..].iter().position(|&b| b == b'\n') {
+            let end = from + nl;
+            let line = &window[self.line_start..end];
+            if line.is_empty() || line == b"\r" {
+                return parse_response_head(&buf[..end + 1], self.max_bytes);
+            }
+            self.line_start = end + 1;
+            from = end + 1;
+        }
+        self.scanned = window.len();
+        if buf.len() >= self.max_bytes {
+            return Err(ResponseHeadError::TooLarge {
+                limit: self.max_bytes,
+            });
+        }
+        Ok(None)
+    }
+}
+
+/// `NNN` or `NNN reason`.
+fn parse_status_line(value: &[u8]) -> Result<StatusCode, ResponseHeadError> {
+    let code = value.get(..3).ok_or(ResponseHeadError::Malformed)?;
+    if value.len() > 3 && value[3] != b' ' {
+        return Err(ResponseHeadError::Malformed);
+    }
+    StatusCode::from_bytes(code).map_err(|_| ResponseHeadError::Malformed)
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+#[cfg(test)]
+#[path = "cgi_tests.rs"]
+mod tests;

@@ -1,20 +1,88 @@
-//! The per-connection seam: where an accepted connection meets a protocol engine from
-//! [`crate::channel`]. The engine driver (read loop, engine events, send queue) plugs in
-//! here; until it does, ringgate accepts each connection and closes it at once, so the
-//! runtime (listeners, workers, drain) can be run and tested on its own.
+//! The per-connection seam: an accepted connection gets the engine of its listener's protocol
+//! and the socket halves of its backend, and the driver ([`super::driver`]) serves it.
 
-use super::accept::Accepted;
-use super::serve::ConnContext;
+use std::rc::Rc;
+use std::time::Instant;
 
-/// Serve one connection. Currently: log it and close it.
-pub async fn serve_connection(conn: Accepted, ctx: ConnContext) {
-    tracing::debug!(
-        worker = ctx.worker,
-        listener = %conn.listener.name,
-        protocol = conn.listener.protocol.as_str(),
-        peer = ?conn.peer,
-        stream = ?conn.stream,
-        "accepted; closing (no protocol driver attached yet)"
-    );
-    drop(conn);
+use super::accept::{Accepted, Stream};
+use super::bufpool::{BufPool, PoolBuf};
+use super::driver::{self, WorkerShared};
+use super::io;
+use crate::app::Handler;
+use crate::channel::{Channel, FastCgiEngine, Protocol, StreamEngine};
+use crate::metrics::ListenerLabel;
+
+/// Maps listener names to their metric labels (a handful: a linear scan).
+#[derive(Clone, Debug, Default)]
+pub struct ListenerLabels(Vec<(String, ListenerLabel)>);
+
+impl ListenerLabels {
+    /// Labels for `names`, in the order [`crate::metrics::ListenerNames`] gave them.
+    pub fn new(pairs: Vec<(String, ListenerLabel)>) -> Self {
+        Self(pairs)
+    }
+
+    fn of(&self, name: &str) -> ListenerLabel {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, l)| *l)
+            .unwrap_or_default()
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve_connection<H: Handler>(
+    conn: Accepted,
+    worker: Rc<WorkerShared<H>>,
+    labels: Rc<ListenerLabels>,
+    bufpool: BufPool,
+) {
+    let label = labels.of(&conn.listener.name);
+    let now = Instant::now();
+    match conn.listener.protocol {
+        Protocol::FastCgi => {
+            let engine = FastCgiEngine::new(worker.limits.clone(), worker.timeouts.clone(), now);
+            serve_stream(engine, conn.stream, worker, label, &bufpool).await
+        }
+        Protocol::Scgi | Protocol::Cgi => {
+            let engine = StreamEngine::scgi(worker.limits.clone(), worker.timeouts.clone(), now);
+            serve_stream(engine, conn.stream, worker, label, &bufpool).await
+        }
+    }
+}
+
+async fn serve_stream<E: Channel + 'static, H: Handler>(
+    engine: E,
+    stream: Stream,
+    worker: Rc<WorkerShared<H>>,
+    label: ListenerLabel,
+    bufpool: &BufPool,
+) {
+    // A registered buffer for this connection's reads while the pool has one; the pool
+    // counts every fallback to a heap buffer (ringgate_buffer_pool_exhausted_total).
+    let read_buffer = || match bufpool.try_next() {
+        Some(b) => PoolBuf::Fixed(b),
+        None => PoolBuf::Heap(Vec::with_capacity(io::READ_BUFFER_BYTES)),
+    };
+    match stream {
+        Stream::UringTcp(s) => {
+            let _ = s.set_nodelay(true);
+            let (r, w) = io::uring_halves(s, read_buffer());
+            driver::serve(engine, r, w, worker, label).await
+        }
+        Stream::UringUnix(s) => {
+            let (r, w) = io::uring_halves(s, read_buffer());
+            driver::serve(engine, r, w, worker, label).await
+        }
+        Stream::Tcp(s) => {
+            let _ = s.set_nodelay(true);
+            let (r, w) = io::epoll_tcp_halves(s);
+            driver::serve(engine, r, w, worker, label).await
+        }
+        Stream::Unix(s) => {
+            let (r, w) = io::epoll_unix_halves(s);
+            driver::serve(engine, r, w, worker, label).await
+        }
+    }
 }

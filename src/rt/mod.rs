@@ -15,6 +15,8 @@ pub mod accept;
 pub mod backend;
 pub mod bufpool;
 pub mod conn;
+pub mod driver;
+pub mod io;
 pub mod listener;
 pub mod notify;
 pub mod send;

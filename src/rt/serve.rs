@@ -18,7 +18,7 @@ use super::worker::WorkerContext;
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Default open connections per worker; more are closed at once.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = crate::channel::Limits::DEFAULT_MAX_CONNECTIONS;
 
 /// Default time in-flight connections get to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

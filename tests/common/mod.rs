@@ -3,7 +3,7 @@
 //! `ringgate` binary and waits for it to be ready.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -245,16 +245,50 @@ impl Drop for Server {
     }
 }
 
-/// Connect, and expect the server to close the connection (the runtime's accept-and-close
-/// placeholder): a read returns 0 bytes.
-pub fn expect_accept_and_close(mut stream: impl Read) {
-    let mut buf = [0u8; 16];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("unexpected {n} bytes"),
-        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {}
-        Err(e) => panic!("read: {e}"),
+/// Sends one FastCGI `GET /hello` (without KEEP_CONN) and expects the demo's answer, then
+/// the server's close.
+pub fn expect_fastcgi_hello(mut stream: impl Read + Write) {
+    stream.write_all(&fastcgi_get("/hello")).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.contains("Status: 200 OK"), "{text:?}");
+    assert!(text.contains("Hello, world!"), "{text:?}");
+}
+
+/// Sends one SCGI `GET /hello` and expects the demo's answer, then the server's close.
+pub fn expect_scgi_hello(mut stream: impl Read + Write) {
+    let mut header = bytes::BytesMut::new();
+    ringgate::proto::scgi::encode_header(
+        &mut header,
+        0,
+        &[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/hello")],
+    );
+    stream.write_all(&header).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("Status: 200 OK") && text.ends_with("Hello, world!\n"),
+        "{text:?}"
+    );
+}
+
+fn fastcgi_get(uri: &str) -> Vec<u8> {
+    use ringgate::proto::fastcgi::{encode_pair, record, BeginRequest, RecordType, Role};
+    let mut out = bytes::BytesMut::new();
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: 0,
     }
+    .encode(&mut out, 1);
+    let mut params = bytes::BytesMut::new();
+    encode_pair(&mut params, b"REQUEST_METHOD", b"GET");
+    encode_pair(&mut params, b"REQUEST_URI", uri.as_bytes());
+    record::encode_stream(&mut out, RecordType::PARAMS, 1, &params);
+    record::encode_stream_end(&mut out, RecordType::PARAMS, 1);
+    record::encode_stream_end(&mut out, RecordType::STDIN, 1);
+    out.to_vec()
 }
 
 /// A fresh directory for one test's socket files.

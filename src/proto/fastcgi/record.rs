@@ -298,3 +298,7 @@ impl EndRequest {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

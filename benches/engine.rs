@@ -1,0 +1,50 @@
+//! The FastCGI engine end to end without sockets: a typical nginx request (BEGIN_REQUEST,
+//! ~25 params in one PARAMS record, empty PARAMS, empty STDIN) in, `Event::Request` out, then a
+//! small response (head, 14-byte body, finish) encoded and taken as bytes to send. This is the
+//! per-request protocol cost a worker pays on top of its syscalls.
+
+use std::time::Instant;
+
+#[path = "support/nginx.rs"]
+mod nginx;
+use nginx::nginx_request;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use ringgate::channel::{Channel, Event, FastCgiEngine, Limits, Timeouts};
+
+fn bench(c: &mut Criterion) {
+    let (request, _) = nginx_request();
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    headers.insert("content-length", HeaderValue::from_static("14"));
+    let mut group = c.benchmark_group("fastcgi_engine");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("nginx_request_and_small_response", |b| {
+        let now = Instant::now();
+        let mut engine = FastCgiEngine::new(Limits::default(), Timeouts::default(), now);
+        b.iter(|| {
+            engine.handle_input(&request, now).unwrap();
+            let mut key = None;
+            while let Some(event) = engine.poll_event() {
+                if let Event::Request(r) = event {
+                    key = Some(r.key);
+                }
+            }
+            let key = key.expect("request announced");
+            engine
+                .send_head(key, StatusCode::OK, &headers, now)
+                .unwrap();
+            engine.send_body(key, b"Hello, world!\n", now).unwrap();
+            engine.finish(key, 0, now).unwrap();
+            while engine.poll_event().is_some() {}
+            let out = engine.take_output().unwrap();
+            engine.handle_sent(out.len(), now);
+            out.len()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

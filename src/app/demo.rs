@@ -1,0 +1,206 @@
+//! The built-in demo application that every test and benchmark drives. Routes are matched on
+//! `PATH_INFO` when it is set (a CGI script alias), else on the request path:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /hello` | 200 `Hello, world!\n` |
+//! | `POST /echo` | 200, the request body byte for byte, streamed |
+//! | `GET /stream?chunks=N&size=S&delay_ms=D` | N chunks of S bytes, D ms apart; chunk k is filled with `b'a' + k % 26` |
+//! | `GET /status/NNN` | a response with that status |
+//! | `GET /slow?ms=M` | answers after M ms (dropped, so cancelled, on abort) |
+//! | `GET /env` | the CGI variables, one `NAME=value` line each |
+//! | `GET /echo-env?name=VAR` | the value of VAR alone, 404 if absent |
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body::Frame;
+
+use super::{boxed, text, Body, BoxError, CgiVars, Handler, ResponseBody};
+
+/// Largest `chunks * size` `/stream` will produce (1 GiB), so one request cannot run forever.
+pub const MAX_STREAM_BYTES: u64 = 1 << 30;
+/// Largest chunk `/stream` will produce (16 MiB).
+pub const MAX_STREAM_CHUNK: usize = 16 << 20;
+/// Longest `/slow` and `/stream` delay (10 minutes).
+pub const MAX_DELAY_MS: u64 = 600_000;
+
+/// The demo application.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Demo;
+
+impl Handler for Demo {
+    async fn call(&self, request: http::Request<Body>) -> Result<Response<ResponseBody>, BoxError> {
+        // Behind a script prefix (a CGI alias, SCRIPT_NAME=/app) the route is PATH_INFO;
+        // otherwise (nginx, HAProxy) it is the request path.
+        let path_info = request
+            .extensions()
+            .get::<CgiVars>()
+            .and_then(|v| v.get_str("PATH_INFO"));
+        let path = match path_info {
+            Some(p) if !p.is_empty() => p.to_owned(),
+            _ => request.uri().path().to_owned(),
+        };
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let method = request.method().clone();
+        Ok(match (&method, path.as_str()) {
+            (&Method::GET | &Method::HEAD, "/hello") => text(StatusCode::OK, "Hello, world!\n"),
+            (&Method::POST | &Method::PUT, "/echo") => echo(request),
+            (&Method::GET, "/stream") => stream(&query),
+            (&Method::GET, "/slow") => {
+                let ms = param(&query, "ms").unwrap_or(0).min(MAX_DELAY_MS);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                text(StatusCode::OK, format!("slept {ms} ms\n"))
+            }
+            (&Method::GET, "/env") => env(request.extensions().get::<CgiVars>()),
+            (&Method::GET, "/echo-env") => echo_env(request.extensions().get::<CgiVars>(), &query),
+            (_, p) if p.starts_with("/status/") => status(&p["/status/".len()..]),
+            (_, "/hello" | "/echo" | "/stream" | "/slow" | "/env" | "/echo-env") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        })
+    }
+}
+
+fn param(query: &str, name: &str) -> Option<u64> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+fn echo(request: http::Request<Body>) -> Response<ResponseBody> {
+    let length = request.headers().get(http::header::CONTENT_LENGTH).cloned();
+    let body = boxed(request.into_body());
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(length) = length {
+        headers.insert(http::header::CONTENT_LENGTH, length);
+    }
+    response
+}
+
+fn stream(query: &str) -> Response<ResponseBody> {
+    let chunks = param(query, "chunks").unwrap_or(1);
+    let size = param(query, "size").unwrap_or(1024);
+    let delay = param(query, "delay_ms").unwrap_or(0).min(MAX_DELAY_MS);
+    let total = chunks.checked_mul(size);
+    if total.is_none_or(|t| t > MAX_STREAM_BYTES) || size > MAX_STREAM_CHUNK as u64 {
+        return text(StatusCode::BAD_REQUEST, "stream too large\n");
+    }
+    let body = Chunks {
+        next: 0,
+        chunks,
+        // Checked against MAX_STREAM_CHUNK just above.
+        size: size as usize,
+        delay: Duration::from_millis(delay),
+        sleep: None,
+    };
+    let mut response = Response::new(boxed(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(chunks * size),
+    );
+    response
+}
+
+/// `/stream`'s body: chunk k is `size` bytes of `b'a' + k % 26`.
+struct Chunks {
+    next: u64,
+    chunks: u64,
+    size: usize,
+    delay: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.next >= self.chunks {
+            return Poll::Ready(None);
+        }
+        if self.next > 0 && !self.delay.is_zero() {
+            let delay = self.delay;
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+        }
+        // k % 26 < 26, so the cast cannot truncate.
+        let fill = b'a' + (self.next % 26) as u8;
+        self.next += 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; self.size])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.chunks
+    }
+}
+
+use std::future::Future as _;
+
+fn status(code: &str) -> Response<ResponseBody> {
+    match code
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        Some(status) if status.as_u16() >= 200 => text(
+            status,
+            format!(
+                "{} {}\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+        ),
+        _ => text(StatusCode::BAD_REQUEST, "bad status\n"),
+    }
+}
+
+fn env(vars: Option<&CgiVars>) -> Response<ResponseBody> {
+    let mut out = Vec::new();
+    for (name, value) in vars.into_iter().flat_map(CgiVars::iter) {
+        out.extend_from_slice(name);
+        out.push(b'=');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    text(StatusCode::OK, out)
+}
+
+fn echo_env(vars: Option<&CgiVars>, query: &str) -> Response<ResponseBody> {
+    let name = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "name")
+        .map(|(_, v)| v);
+    match (vars, name) {
+        (Some(vars), Some(name)) => match vars.get(name) {
+            Some(value) => text(StatusCode::OK, Bytes::copy_from_slice(value)),
+            None => text(StatusCode::NOT_FOUND, "no such variable\n"),
+        },
+        _ => text(StatusCode::BAD_REQUEST, "name= missing\n"),
+    }
+}

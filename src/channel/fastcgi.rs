@@ -1,0 +1,754 @@
+//! The FastCGI 1.0 connection engine: many requests in flight on one connection, each in a
+//! slab slot behind a generation-checked [`RequestKey`]; management records (GET_VALUES,
+//! UNKNOWN_TYPE); refusals (CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE) under the refused
+//! request's own id; ABORT_REQUEST answered exactly once; KEEP_CONN honoured both ways.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use slab::Slab;
+
+use super::input::InputBuffer;
+use super::send_queue::SendQueue;
+use super::{
+    canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
+    FilterInfo, InputStream, Limits, NewRequest, Protocol, Rejection, RequestKey, Side, Stat,
+    Timeouts,
+};
+use crate::proto::cgi::{encode_response_head, parse_request, CgiVars};
+use crate::proto::fastcgi::record::{
+    encode_end_request, encode_record, encode_stream, encode_stream_end, encode_unknown_type,
+};
+use crate::proto::fastcgi::{
+    encode_pair, BeginRequest, ParamsDecoder, ParamsError, ProtocolStatus, Record, RecordDecoder,
+    RecordType, Role,
+};
+
+const PROTOCOL: Protocol = Protocol::FastCgi;
+/// The appStatus of END_REQUEST for a request that did not complete.
+const APP_STATUS_ABORTED: u32 = 1;
+
+/// Where a request's head stands.
+#[derive(Debug)]
+enum Params {
+    /// PARAMS records are arriving.
+    Reading(ParamsDecoder),
+    /// The request went to the application.
+    Announced,
+}
+
+/// Where a request's response stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Output {
+    /// No head sent yet.
+    Head,
+    /// Head sent with this status; body parts may follow.
+    Body(u16),
+}
+
+#[derive(Debug)]
+struct Request {
+    id: u16,
+    generation: u32,
+    role: Role,
+    keep_conn: bool,
+    started: Instant,
+    /// Last time input for this request arrived (for the body idle timeout).
+    last_input: Instant,
+    params: Params,
+    stdin: InputBuffer,
+    data: InputBuffer,
+    output: Output,
+}
+
+impl Request {
+    fn input(&mut self, stream: InputStream) -> &mut InputBuffer {
+        match stream {
+            InputStream::Body => &mut self.stdin,
+            InputStream::FilterData => &mut self.data,
+        }
+    }
+
+    fn over_buffer_limit(&self, limit: usize) -> bool {
+        self.stdin.buffered() >= limit || self.data.buffered() >= limit
+    }
+}
+
+/// A sans-IO FastCGI connection. See [`Channel`] for the call contract.
+#[derive(Debug)]
+pub struct FastCgiEngine {
+    limits: Limits,
+    timeouts: Timeouts,
+    decoder: RecordDecoder,
+    input: BytesMut,
+    requests: Slab<Request>,
+    /// Wire id -> slab slot of every request in flight (a handful: a linear scan wins).
+    ids: Vec<(u16, usize)>,
+    next_generation: u32,
+    out: SendQueue,
+    events: VecDeque<Event>,
+    /// A request without KEEP_CONN ended: close once the others are done.
+    close_when_idle: bool,
+    read_closed: bool,
+    draining: bool,
+    closed: Option<CloseReason>,
+    idle_since: Instant,
+    input_stalled_since: Option<Instant>,
+    scratch: BytesMut,
+}
+
+impl FastCgiEngine {
+    /// A new connection accepted at `now`.
+    pub fn new(limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+        Self {
+            out: SendQueue::new(limits.send_queue_high_water),
+            limits,
+            timeouts,
+            decoder: RecordDecoder::new(),
+            input: BytesMut::new(),
+            requests: Slab::new(),
+            ids: Vec::new(),
+            next_generation: 0,
+            events: VecDeque::new(),
+            close_when_idle: false,
+            read_closed: false,
+            draining: false,
+            closed: None,
+            idle_since: now,
+            input_stalled_since: None,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    fn stat(&mut self, stat: Stat) {
+        self.events.push_back(Event::Stat(stat));
+    }
+
+    fn protocol_error(&mut self, kind: &'static str) {
+        self.stat(Stat::ProtocolError {
+            protocol: PROTOCOL,
+            kind,
+        });
+    }
+
+    fn slot_of(&self, id: u16) -> Option<usize> {
+        self.ids.iter().find(|(i, _)| *i == id).map(|(_, s)| *s)
+    }
+
+    fn key_of(&self, slot: usize) -> RequestKey {
+        RequestKey {
+            // Slab slots are bounded by max_requests_per_connection, far below u32::MAX.
+            slot: slot as u32,
+            generation: self.requests[slot].generation,
+        }
+    }
+
+    fn lookup(&self, key: RequestKey) -> Result<usize, ApiError> {
+        let slot = key.slot as usize;
+        match self.requests.get(slot) {
+            Some(r) if r.generation == key.generation => Ok(slot),
+            _ => Err(ApiError::UnknownRequest),
+        }
+    }
+
+    fn end_request(&mut self, id: u16, app_status: u32, status: ProtocolStatus) {
+        encode_end_request(self.out.buf(), id, app_status, status);
+    }
+
+    fn refuse(&mut self, id: u16, status: ProtocolStatus) {
+        self.end_request(id, 0, status);
+        self.stat(Stat::Refused { status });
+    }
+
+    /// Removes a request whose END_REQUEST has been queued.
+    fn remove(&mut self, slot: usize, now: Instant) {
+        let key = self.key_of(slot);
+        let req = self.requests.remove(slot);
+        self.ids.retain(|(_, s)| *s != slot);
+        self.out.forget(key);
+        if !req.keep_conn {
+            self.close_when_idle = true;
+        }
+        if self.requests.is_empty() {
+            self.idle_since = now;
+        }
+        self.update_input_stall(now);
+    }
+
+    /// Answers a request that never reached the application with a canned response.
+    fn answer_unannounced(&mut self, slot: usize, status: StatusCode, now: Instant) {
+        let id = self.requests[slot].id;
+        self.scratch.clear();
+        canned::write(&mut self.scratch, status);
+        encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
+        encode_stream_end(self.out.buf(), RecordType::STDOUT, id);
+        self.end_request(id, APP_STATUS_ABORTED, ProtocolStatus::REQUEST_COMPLETE);
+        self.remove(slot, now);
+    }
+
+    /// Ends a request on the wire for `cause` and tells the driver to stop its handler.
+    /// Without a response head yet, `answer` is sent (except to a peer that aborted).
+    fn abort_slot(&mut self, slot: usize, cause: AbortCause, answer: StatusCode, now: Instant) {
+        let key = self.key_of(slot);
+        let req = &self.requests[slot];
+        let (id, announced, output) = (req.id, matches!(req.params, Params::Announced), req.output);
+        if announced {
+            self.events.push_back(Event::Aborted(key, cause));
+        }
+        self.stat(Stat::Aborted {
+            protocol: PROTOCOL,
+            cause,
+        });
+        if output == Output::Head && cause != AbortCause::PeerAbort {
+            // Nothing sent yet: answer with an error status rather than an empty response.
+            self.scratch.clear();
+            canned::write(&mut self.scratch, answer);
+            encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
+        }
+        encode_stream_end(self.out.buf(), RecordType::STDOUT, id);
+        self.end_request(id, APP_STATUS_ABORTED, ProtocolStatus::REQUEST_COMPLETE);
+        self.remove(slot, now);
+    }
+
+    fn handle_record(&mut self, record: Record, now: Instant) {
+        if record.request_id == 0 {
+            return self.handle_management(record);
+        }
+        match record.record_type {
+            RecordType::BEGIN_REQUEST => self.handle_begin(record, now),
+            RecordType::ABORT_REQUEST => {
+                // An abort for an id not in flight (already ended) is ignored.
+                if let Some(slot) = self.slot_of(record.request_id) {
+                    self.abort_slot(slot, AbortCause::PeerAbort, StatusCode::OK, now);
+                }
+            }
+            RecordType::PARAMS => self.handle_params(record, now),
+            RecordType::STDIN => self.handle_stream(record, InputStream::Body, now),
+            RecordType::DATA => self.handle_stream(record, InputStream::FilterData, now),
+            _ => self.protocol_error("unexpected_record_type"),
+        }
+    }
+
+    fn handle_management(&mut self, record: Record) {
+        if record.record_type != RecordType::GET_VALUES {
+            encode_unknown_type(self.out.buf(), record.record_type);
+            self.stat(Stat::UnknownTypeSent);
+            return;
+        }
+        let query = match ParamsDecoder::decode_all(
+            &record.content,
+            self.limits.max_params_bytes,
+            self.limits.max_params_pairs,
+        ) {
+            Ok(q) => q,
+            Err(_) => {
+                self.protocol_error("bad_get_values");
+                CgiVars::new()
+            }
+        };
+        self.scratch.clear();
+        for (name, _) in query.iter() {
+            let value = match name {
+                b"FCGI_MAX_CONNS" => self.limits.max_connections,
+                b"FCGI_MAX_REQS" => self.max_reqs(),
+                b"FCGI_MPXS_CONNS" => usize::from(self.limits.mpxs_conns),
+                _ => continue,
+            };
+            encode_pair(&mut self.scratch, name, value.to_string().as_bytes());
+        }
+        let body = self.scratch.split().freeze();
+        encode_record(self.out.buf(), RecordType::GET_VALUES_RESULT, 0, &body);
+        self.stat(Stat::GetValuesServed);
+    }
+
+    fn max_reqs(&self) -> usize {
+        if self.limits.mpxs_conns {
+            self.limits.max_requests_per_connection
+        } else {
+            1
+        }
+    }
+
+    fn handle_begin(&mut self, record: Record, now: Instant) {
+        let id = record.request_id;
+        let Some(begin) = BeginRequest::parse(&record.content) else {
+            return self.protocol_error("short_begin_request");
+        };
+        if self.slot_of(id).is_some() {
+            // The spec says to ignore a BEGIN_REQUEST for an id already in flight.
+            return self.protocol_error("duplicate_request_id");
+        }
+        if !begin.role.is_known() {
+            return self.refuse(id, ProtocolStatus::UNKNOWN_ROLE);
+        }
+        if !self.limits.mpxs_conns && !self.requests.is_empty() {
+            return self.refuse(id, ProtocolStatus::CANT_MPX_CONN);
+        }
+        if self.draining || self.close_when_idle {
+            return self.refuse(id, ProtocolStatus::OVERLOADED);
+        }
+        if self.requests.len() >= self.limits.max_requests_per_connection {
+            self.stat(Stat::LimitHit {
+                limit: "max_requests_per_connection",
+            });
+            return self.refuse(id, ProtocolStatus::OVERLOADED);
+        }
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let filter = begin.role == Role::FILTER;
+        let slot = self.requests.insert(Request {
+            id,
+            generation,
+            role: begin.role,
+            keep_conn: begin.keep_conn(),
+            started: now,
+            last_input: now,
+            params: Params::Reading(ParamsDecoder::new(
+                self.limits.max_params_bytes,
+                self.limits.max_params_pairs,
+            )),
+            stdin: InputBuffer::new(),
+            data: if filter {
+                InputBuffer::new()
+            } else {
+                InputBuffer::ended()
+            },
+            output: Output::Head,
+        });
+        self.ids.push((id, slot));
+        self.stat(Stat::ConnectionConcurrency {
+            in_flight: self.requests.len(),
+        });
+    }
+
+    fn handle_params(&mut self, record: Record, now: Instant) {
+        let Some(slot) = self.slot_of(record.request_id) else {
+            return; // Records for an id not in flight are ignored (spec).
+        };
+        let req = &mut self.requests[slot];
+        req.last_input = now;
+        let Params::Reading(decoder) = &mut req.params else {
+            return self.protocol_error("params_after_end");
+        };
+        if !record.content.is_empty() {
+            if let Err(e) = decoder.push(&record.content) {
+                return self.params_failed(slot, e, now);
+            }
+            return;
+        }
+        let Params::Reading(decoder) = std::mem::replace(&mut req.params, Params::Announced) else {
+            unreachable!("matched Reading just above");
+        };
+        let vars = match decoder.finish() {
+            Ok(v) => v,
+            Err(e) => return self.params_failed(slot, e, now),
+        };
+        let head = match parse_request(&vars, self.limits.max_headers) {
+            Ok(h) => h,
+            Err(crate::proto::cgi::CgiError::TooManyHeaders { .. }) => {
+                self.stat(Stat::LimitHit {
+                    limit: "max_headers",
+                });
+                return self.answer_unannounced(
+                    slot,
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    now,
+                );
+            }
+            Err(_) => {
+                self.protocol_error("bad_cgi_variables");
+                return self.answer_unannounced(slot, StatusCode::BAD_REQUEST, now);
+            }
+        };
+        let filter = (req.role == Role::FILTER).then(|| FilterInfo {
+            data_length: vars
+                .get_str("FCGI_DATA_LENGTH")
+                .and_then(|v| v.parse().ok()),
+            data_last_mod: vars
+                .get_str("FCGI_DATA_LAST_MOD")
+                .and_then(|v| v.parse().ok()),
+        });
+        let role = req.role;
+        let key = self.key_of(slot);
+        self.stat(Stat::RequestStarted { protocol: PROTOCOL });
+        self.events.push_back(Event::Request(Box::new(NewRequest {
+            key,
+            head,
+            vars,
+            role,
+            filter,
+            protocol: PROTOCOL,
+        })));
+    }
+
+    fn params_failed(&mut self, slot: usize, error: ParamsError, now: Instant) {
+        match error {
+            ParamsError::TooLarge { .. } => self.stat(Stat::LimitHit {
+                limit: "max_params_bytes",
+            }),
+            ParamsError::TooManyPairs { .. } => self.stat(Stat::LimitHit {
+                limit: "max_params_pairs",
+            }),
+            ParamsError::Truncated => self.protocol_error("truncated_params"),
+        }
+        let status = match error {
+            ParamsError::Truncated => StatusCode::BAD_REQUEST,
+            _ => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        };
+        self.answer_unannounced(slot, status, now);
+    }
+
+    fn handle_stream(&mut self, record: Record, stream: InputStream, now: Instant) {
+        let Some(slot) = self.slot_of(record.request_id) else {
+            return;
+        };
+        let key = self.key_of(slot);
+        let req = &mut self.requests[slot];
+        req.last_input = now;
+        let buffer = req.input(stream);
+        if !buffer.is_open() {
+            return self.protocol_error("input_after_end");
+        }
+        let wake = if record.content.is_empty() {
+            buffer.end()
+        } else {
+            buffer.push(record.content)
+        };
+        if wake {
+            self.events.push_back(Event::BodyReadable(key, stream));
+        }
+        self.update_input_stall(now);
+    }
+
+    /// Starts or ends the input-stall interval as buffers fill and drain.
+    fn update_input_stall(&mut self, now: Instant) {
+        let limit = self.limits.max_body_buffer_bytes;
+        let stalled = self
+            .requests
+            .iter()
+            .any(|(_, r)| r.over_buffer_limit(limit));
+        match (stalled, self.input_stalled_since) {
+            (true, None) => self.input_stalled_since = Some(now),
+            (false, Some(since)) => {
+                self.input_stalled_since = None;
+                self.stat(Stat::InputStall {
+                    duration: now.saturating_duration_since(since),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn slot_with_output(&self, key: RequestKey) -> Result<(usize, Output), ApiError> {
+        let slot = self.lookup(key)?;
+        Ok((slot, self.requests[slot].output))
+    }
+
+    fn first_byte(&mut self, slot: usize, status: StatusCode, now: Instant) {
+        let req = &mut self.requests[slot];
+        req.output = Output::Body(status.as_u16());
+        let latency = now.saturating_duration_since(req.started);
+        self.stat(Stat::FirstByte {
+            protocol: PROTOCOL,
+            latency,
+        });
+    }
+}
+
+impl Channel for FastCgiEngine {
+    fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
+        if self.closed.is_some() {
+            return Ok(());
+        }
+        self.input.extend_from_slice(data);
+        loop {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(record)) => self.handle_record(record, now),
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.protocol_error("bad_record");
+                    self.closed = Some(CloseReason::ProtocolError);
+                    self.input.clear();
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    fn handle_read_closed(&mut self, now: Instant) {
+        if self.read_closed {
+            return;
+        }
+        self.read_closed = true;
+        self.stat(Stat::HalfClose {
+            protocol: PROTOCOL,
+            side: Side::Read,
+        });
+        // Requests whose head is incomplete can never start; complete ones still get their
+        // full response, only their unfinished input is broken off.
+        let slots: Vec<usize> = self.requests.iter().map(|(s, _)| s).collect();
+        for slot in slots {
+            let key = self.key_of(slot);
+            let req = &mut self.requests[slot];
+            if let Params::Reading(_) = req.params {
+                let id = req.id;
+                self.end_request(id, APP_STATUS_ABORTED, ProtocolStatus::REQUEST_COMPLETE);
+                self.stat(Stat::Aborted {
+                    protocol: PROTOCOL,
+                    cause: AbortCause::ConnectionLost,
+                });
+                self.remove(slot, now);
+                continue;
+            }
+            for stream in [InputStream::Body, InputStream::FilterData] {
+                if req.input(stream).break_off() {
+                    self.events.push_back(Event::BodyReadable(key, stream));
+                }
+            }
+        }
+    }
+
+    fn handle_write_failed(&mut self, now: Instant) {
+        if self.closed.is_none() {
+            self.stat(Stat::HalfClose {
+                protocol: PROTOCOL,
+                side: Side::Write,
+            });
+        }
+        let slots: Vec<usize> = self.requests.iter().map(|(s, _)| s).collect();
+        for slot in slots {
+            let key = self.key_of(slot);
+            if matches!(self.requests[slot].params, Params::Announced) {
+                self.events
+                    .push_back(Event::Aborted(key, AbortCause::ConnectionLost));
+            }
+            self.stat(Stat::Aborted {
+                protocol: PROTOCOL,
+                cause: AbortCause::ConnectionLost,
+            });
+            self.remove(slot, now);
+        }
+        self.out.discard();
+        self.closed.get_or_insert(CloseReason::IoError);
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn wants_read(&self) -> bool {
+        self.closed.is_none() && !self.read_closed && self.input_stalled_since.is_none()
+    }
+
+    fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk {
+        let Ok(slot) = self.lookup(key) else {
+            return BodyChunk::Broken;
+        };
+        let chunk = self.requests[slot].input(stream).pop();
+        if matches!(chunk, BodyChunk::Data(_)) && self.input_stalled_since.is_some() {
+            self.update_input_stall(now);
+        }
+        chunk
+    }
+
+    fn reject(&mut self, key: RequestKey, why: Rejection, now: Instant) -> Result<(), ApiError> {
+        let slot = self.lookup(key)?;
+        let id = self.requests[slot].id;
+        match why {
+            Rejection::Overloaded => self.refuse(id, ProtocolStatus::OVERLOADED),
+        }
+        self.remove(slot, now);
+        Ok(())
+    }
+
+    fn send_head(
+        &mut self,
+        key: RequestKey,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: Instant,
+    ) -> Result<bool, ApiError> {
+        let (slot, output) = self.slot_with_output(key)?;
+        if output != Output::Head {
+            return Err(ApiError::HeadAlreadySent);
+        }
+        if status.is_informational() {
+            return Ok(false);
+        }
+        self.scratch.clear();
+        encode_response_head(&mut self.scratch, status, headers);
+        let id = self.requests[slot].id;
+        encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
+        self.first_byte(slot, status, now);
+        Ok(true)
+    }
+
+    fn send_body(&mut self, key: RequestKey, data: &[u8], _now: Instant) -> Result<(), ApiError> {
+        let (slot, output) = self.slot_with_output(key)?;
+        if output == Output::Head {
+            return Err(ApiError::HeadNotSent);
+        }
+        let id = self.requests[slot].id;
+        encode_stream(self.out.buf(), RecordType::STDOUT, id, data);
+        Ok(())
+    }
+
+    fn send_stderr(&mut self, key: RequestKey, data: &[u8]) -> Result<(), ApiError> {
+        let slot = self.lookup(key)?;
+        let id = self.requests[slot].id;
+        encode_stream(self.out.buf(), RecordType::STDERR, id, data);
+        Ok(())
+    }
+
+    fn poll_produce(&mut self, key: RequestKey, now: Instant) -> bool {
+        self.out.poll_produce(key, now)
+    }
+
+    fn finish(&mut self, key: RequestKey, app_status: u32, now: Instant) -> Result<(), ApiError> {
+        let (slot, output) = self.slot_with_output(key)?;
+        let id = self.requests[slot].id;
+        let status = match output {
+            Output::Body(status) => status,
+            Output::Head => {
+                // The handler gave no final head (only a 1xx, say): that is its error.
+                self.scratch.clear();
+                canned::write(&mut self.scratch, StatusCode::INTERNAL_SERVER_ERROR);
+                encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
+                self.first_byte(slot, StatusCode::INTERNAL_SERVER_ERROR, now);
+                500
+            }
+        };
+        encode_stream_end(self.out.buf(), RecordType::STDOUT, id);
+        self.end_request(id, app_status, ProtocolStatus::REQUEST_COMPLETE);
+        let duration = now.saturating_duration_since(self.requests[slot].started);
+        self.stat(Stat::RequestFinished {
+            protocol: PROTOCOL,
+            status,
+            duration,
+        });
+        self.remove(slot, now);
+        Ok(())
+    }
+
+    fn abort(&mut self, key: RequestKey, cause: AbortCause, now: Instant) -> Result<(), ApiError> {
+        let slot = self.lookup(key)?;
+        // The driver asked for it: its own handler needs no Aborted event back.
+        self.abort_slot(slot, cause, canned::status_for(cause), now);
+        self.events
+            .retain(|e| !matches!(e, Event::Aborted(k, _) if *k == key));
+        Ok(())
+    }
+
+    fn take_output(&mut self) -> Option<Bytes> {
+        self.out.take()
+    }
+
+    fn handle_sent(&mut self, n: usize, now: Instant) {
+        self.out.sent(n, now, &mut self.events);
+        if self.requests.is_empty() && self.out.queued() == 0 {
+            self.idle_since = now;
+        }
+    }
+
+    fn queued_output(&self) -> usize {
+        self.out.queued()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        for (_, req) in &self.requests {
+            match req.params {
+                Params::Reading(_) => consider(req.started + self.timeouts.params),
+                Params::Announced if req.stdin.is_open() || req.data.is_open() => {
+                    if self.wants_read() {
+                        consider(req.last_input + self.timeouts.body_idle);
+                    }
+                }
+                Params::Announced => {}
+            }
+        }
+        if self.requests.is_empty() && self.out.queued() == 0 {
+            consider(self.idle_since + self.timeouts.keepalive_idle);
+        }
+        earliest
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        let reading = self.wants_read();
+        let expired: Vec<(usize, bool)> = self
+            .requests
+            .iter()
+            .filter_map(|(slot, req)| match req.params {
+                Params::Reading(_) if now >= req.started + self.timeouts.params => {
+                    Some((slot, false))
+                }
+                Params::Announced
+                    if reading
+                        && (req.stdin.is_open() || req.data.is_open())
+                        && now >= req.last_input + self.timeouts.body_idle =>
+                {
+                    Some((slot, true))
+                }
+                _ => None,
+            })
+            .collect();
+        for (slot, announced) in expired {
+            if announced {
+                self.stat(Stat::LimitHit {
+                    limit: "body_idle_timeout",
+                });
+                self.abort_slot(slot, AbortCause::Timeout, StatusCode::REQUEST_TIMEOUT, now);
+            } else {
+                self.stat(Stat::LimitHit {
+                    limit: "params_timeout",
+                });
+                self.stat(Stat::Aborted {
+                    protocol: PROTOCOL,
+                    cause: AbortCause::Timeout,
+                });
+                self.answer_unannounced(slot, StatusCode::REQUEST_TIMEOUT, now);
+            }
+        }
+        if self.requests.is_empty()
+            && self.out.queued() == 0
+            && now >= self.idle_since + self.timeouts.keepalive_idle
+        {
+            self.closed = Some(CloseReason::Timeout);
+        }
+    }
+
+    fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    fn close_reason(&self) -> Option<CloseReason> {
+        if let Some(reason) = self.closed {
+            return Some(reason);
+        }
+        if !self.requests.is_empty() {
+            return None;
+        }
+        if self.close_when_idle {
+            Some(CloseReason::Done)
+        } else if self.read_closed {
+            Some(CloseReason::PeerClosed)
+        } else if self.draining {
+            Some(CloseReason::Shutdown)
+        } else {
+            None
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.requests.len()
+    }
+}

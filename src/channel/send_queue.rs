@@ -1,0 +1,91 @@
+//! The send queue of one connection: encoded bytes waiting for the socket, the high-water
+//! mark above which response producers are paused, and the fair, FIFO list of paused
+//! producers (every pause is reported as a producer stall when it ends).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Event, RequestKey, Stat};
+
+/// Initial capacity of the encode buffer after each hand-over to the driver.
+const ENCODE_BUFFER_CAPACITY: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct SendQueue {
+    buf: BytesMut,
+    in_flight: usize,
+    high_water: usize,
+    stalled: VecDeque<(RequestKey, Instant)>,
+}
+
+impl SendQueue {
+    pub(crate) fn new(high_water: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(ENCODE_BUFFER_CAPACITY),
+            in_flight: 0,
+            high_water,
+            stalled: VecDeque::new(),
+        }
+    }
+
+    /// Where encoders append.
+    pub(crate) fn buf(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.buf.len() + self.in_flight
+    }
+
+    /// `true` when `key` may produce now; otherwise `key` joins the back of the paused list.
+    pub(crate) fn poll_produce(&mut self, key: RequestKey, now: Instant) -> bool {
+        if self.queued() < self.high_water {
+            return true;
+        }
+        if !self.stalled.iter().any(|(k, _)| *k == key) {
+            self.stalled.push_back((key, now));
+        }
+        false
+    }
+
+    pub(crate) fn take(&mut self) -> Option<Bytes> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let out = self.buf.split().freeze();
+        self.in_flight += out.len();
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(ENCODE_BUFFER_CAPACITY);
+        }
+        Some(out)
+    }
+
+    /// `n` bytes left the process; producers paused in FIFO order resume once below the mark.
+    pub(crate) fn sent(&mut self, n: usize, now: Instant, events: &mut VecDeque<Event>) {
+        self.in_flight = self.in_flight.saturating_sub(n);
+        if self.queued() < self.high_water {
+            // Wake every paused producer, oldest first: one that finds the queue full again
+            // re-joins at the back, which makes the order round-robin.
+            while let Some((key, since)) = self.stalled.pop_front() {
+                events.push_back(Event::Stat(Stat::ProducerStall {
+                    duration: now.saturating_duration_since(since),
+                }));
+                events.push_back(Event::Writable(key));
+            }
+        }
+    }
+
+    /// A request ended: it waits for nothing any more.
+    pub(crate) fn forget(&mut self, key: RequestKey) {
+        self.stalled.retain(|(k, _)| *k != key);
+    }
+
+    /// The driver could not send: nothing will ever drain.
+    pub(crate) fn discard(&mut self) {
+        self.buf.clear();
+        self.in_flight = 0;
+        self.stalled.clear();
+    }
+}

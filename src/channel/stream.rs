@@ -1,0 +1,497 @@
+//! The one-request-per-connection engine shared by SCGI and CGI-on-stdio: the head arrives
+//! first (an SCGI netstring, or the CGI environment given up front), then exactly
+//! `CONTENT_LENGTH` body bytes; the response is the raw CGI response, and the connection
+//! closes after it. An abort after the head was sent closes the connection (the only way
+//! these protocols can say "incomplete").
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+use super::input::InputBuffer;
+use super::send_queue::SendQueue;
+use super::{
+    canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
+    InputStream, Limits, NewRequest, Protocol, Rejection, RequestKey, Side, Stat, Timeouts,
+};
+use crate::proto::cgi::{encode_response_head, parse_request, CgiError, CgiVars};
+use crate::proto::fastcgi::Role;
+use crate::proto::scgi::{ScgiDecoder, ScgiError};
+
+/// The only key a stream engine hands out (there is one request per connection).
+const KEY: RequestKey = RequestKey {
+    slot: 0,
+    generation: 0,
+};
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the SCGI header.
+    Head(ScgiDecoder),
+    /// The request is with the application.
+    Active {
+        /// Body bytes still to come from the peer.
+        body_remaining: u64,
+        /// Status once the head was sent.
+        status: Option<u16>,
+    },
+    /// The response is complete or was abandoned.
+    Over,
+}
+
+/// A sans-IO SCGI or CGI connection. See [`Channel`] for the call contract.
+#[derive(Debug)]
+pub struct StreamEngine {
+    protocol: Protocol,
+    limits: Limits,
+    timeouts: Timeouts,
+    phase: Phase,
+    input: BytesMut,
+    body: InputBuffer,
+    out: SendQueue,
+    events: VecDeque<Event>,
+    started: Instant,
+    last_input: Instant,
+    read_closed: bool,
+    closed: Option<CloseReason>,
+    input_stalled_since: Option<Instant>,
+}
+
+impl StreamEngine {
+    /// An SCGI connection accepted at `now`.
+    pub fn scgi(limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+        let decoder = ScgiDecoder::new(limits.max_scgi_header_bytes, limits.max_params_pairs);
+        Self::with_phase(Protocol::Scgi, Phase::Head(decoder), limits, timeouts, now)
+    }
+
+    /// A CGI request whose variables (the process environment) are already known; the body
+    /// follows as input.
+    pub fn cgi(vars: CgiVars, limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+        let mut engine = Self::with_phase(Protocol::Cgi, Phase::Over, limits, timeouts, now);
+        let content_length = match vars.get_str("CONTENT_LENGTH") {
+            None | Some("") => Some(0),
+            Some(v) => v.parse().ok(),
+        };
+        match content_length {
+            Some(n) => engine.start(vars, n, now),
+            None => {
+                engine.protocol_error("bad_content_length");
+                engine.answer_and_close(StatusCode::BAD_REQUEST);
+            }
+        }
+        engine
+    }
+
+    fn with_phase(
+        protocol: Protocol,
+        phase: Phase,
+        limits: Limits,
+        timeouts: Timeouts,
+        now: Instant,
+    ) -> Self {
+        Self {
+            protocol,
+            out: SendQueue::new(limits.send_queue_high_water),
+            limits,
+            timeouts,
+            phase,
+            input: BytesMut::new(),
+            body: InputBuffer::new(),
+            events: VecDeque::new(),
+            started: now,
+            last_input: now,
+            read_closed: false,
+            closed: None,
+            input_stalled_since: None,
+        }
+    }
+
+    fn stat(&mut self, stat: Stat) {
+        self.events.push_back(Event::Stat(stat));
+    }
+
+    fn protocol_error(&mut self, kind: &'static str) {
+        self.stat(Stat::ProtocolError {
+            protocol: self.protocol,
+            kind,
+        });
+    }
+
+    /// The head is complete: hand the request to the application.
+    fn start(&mut self, vars: CgiVars, content_length: u64, now: Instant) {
+        let head = match parse_request(&vars, self.limits.max_headers) {
+            Ok(h) => h,
+            Err(CgiError::TooManyHeaders { .. }) => {
+                self.stat(Stat::LimitHit {
+                    limit: "max_headers",
+                });
+                return self.answer_and_close(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            }
+            Err(_) => {
+                self.protocol_error("bad_cgi_variables");
+                return self.answer_and_close(StatusCode::BAD_REQUEST);
+            }
+        };
+        self.phase = Phase::Active {
+            body_remaining: content_length,
+            status: None,
+        };
+        self.started = now;
+        self.last_input = now;
+        if content_length == 0 {
+            self.body.end();
+        }
+        self.stat(Stat::RequestStarted {
+            protocol: self.protocol,
+        });
+        self.events.push_back(Event::Request(Box::new(NewRequest {
+            key: KEY,
+            head,
+            vars,
+            role: Role::RESPONDER,
+            filter: None,
+            protocol: self.protocol,
+        })));
+    }
+
+    /// Answers without involving the application, then closes.
+    fn answer_and_close(&mut self, status: StatusCode) {
+        canned::write(self.out.buf(), status);
+        self.phase = Phase::Over;
+        self.closed = Some(CloseReason::ProtocolError);
+    }
+
+    fn feed_body(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        let Phase::Active { body_remaining, .. } = &mut self.phase else {
+            if !self.input.is_empty() && matches!(self.phase, Phase::Over) {
+                self.input.clear();
+            }
+            return Ok(());
+        };
+        if self.input.is_empty() {
+            return Ok(());
+        }
+        if *body_remaining == 0 {
+            self.input.clear();
+            self.protocol_error("data_after_body");
+            return Err(ConnectionError::UnexpectedInput);
+        }
+        let take = usize::try_from(*body_remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.input.len());
+        *body_remaining -= take as u64;
+        let done = *body_remaining == 0;
+        let chunk: Bytes = self.input.split_to(take).freeze();
+        self.last_input = now;
+        let mut wake = self.body.push(chunk);
+        if done {
+            wake |= self.body.end();
+        }
+        if wake {
+            self.events
+                .push_back(Event::BodyReadable(KEY, InputStream::Body));
+        }
+        if self.body.buffered() >= self.limits.max_body_buffer_bytes
+            && self.input_stalled_since.is_none()
+        {
+            self.input_stalled_since = Some(now);
+        }
+        if !self.input.is_empty() {
+            self.input.clear();
+            self.protocol_error("data_after_body");
+            return Err(ConnectionError::UnexpectedInput);
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Result<Option<u16>, ApiError> {
+        match self.phase {
+            Phase::Active { status, .. } => Ok(status),
+            _ => Err(ApiError::UnknownRequest),
+        }
+    }
+
+    fn check_key(&self, key: RequestKey) -> Result<Option<u16>, ApiError> {
+        if key != KEY {
+            return Err(ApiError::UnknownRequest);
+        }
+        self.status()
+    }
+
+    fn end(&mut self, reason: CloseReason) {
+        self.phase = Phase::Over;
+        self.out.forget(KEY);
+        self.closed.get_or_insert(reason);
+    }
+}
+
+impl Channel for StreamEngine {
+    fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
+        if self.closed.is_some() {
+            return Ok(());
+        }
+        self.input.extend_from_slice(data);
+        if let Phase::Head(decoder) = &mut self.phase {
+            match decoder.decode(&mut self.input) {
+                Ok(None) => return Ok(()),
+                Ok(Some(header)) => self.start(header.vars, header.content_length, now),
+                Err(e) => {
+                    match e {
+                        ScgiError::TooLarge { .. } => self.stat(Stat::LimitHit {
+                            limit: "max_scgi_header_bytes",
+                        }),
+                        ScgiError::TooManyVars { .. } => self.stat(Stat::LimitHit {
+                            limit: "max_params_pairs",
+                        }),
+                        _ => self.protocol_error("bad_scgi_header"),
+                    }
+                    let status = match e {
+                        ScgiError::TooLarge { .. } | ScgiError::TooManyVars { .. } => {
+                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                        }
+                        _ => StatusCode::BAD_REQUEST,
+                    };
+                    self.answer_and_close(status);
+                    self.input.clear();
+                    return Err(e.into());
+                }
+            }
+        }
+        self.feed_body(now)
+    }
+
+    fn handle_read_closed(&mut self, _now: Instant) {
+        if self.read_closed {
+            return;
+        }
+        self.read_closed = true;
+        if let Phase::Active { .. } = self.phase {
+            // Only a half-close with a response still owed is one.
+            self.stat(Stat::HalfClose {
+                protocol: self.protocol,
+                side: Side::Read,
+            });
+        }
+        match self.phase {
+            Phase::Head(_) => {
+                if self.started != self.last_input || !self.input.is_empty() {
+                    self.protocol_error("truncated_header");
+                }
+                self.end(CloseReason::PeerClosed);
+            }
+            Phase::Active { .. } => {
+                if self.body.break_off() {
+                    self.events
+                        .push_back(Event::BodyReadable(KEY, InputStream::Body));
+                }
+            }
+            Phase::Over => {}
+        }
+    }
+
+    fn handle_write_failed(&mut self, _now: Instant) {
+        if self.closed.is_none() {
+            self.stat(Stat::HalfClose {
+                protocol: self.protocol,
+                side: Side::Write,
+            });
+        }
+        if let Phase::Active { .. } = self.phase {
+            self.events
+                .push_back(Event::Aborted(KEY, AbortCause::ConnectionLost));
+            self.stat(Stat::Aborted {
+                protocol: self.protocol,
+                cause: AbortCause::ConnectionLost,
+            });
+        }
+        self.out.discard();
+        self.end(CloseReason::IoError);
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn wants_read(&self) -> bool {
+        self.closed.is_none() && !self.read_closed && self.input_stalled_since.is_none()
+    }
+
+    fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk {
+        if self.check_key(key).is_err() || stream != InputStream::Body {
+            return if stream == InputStream::FilterData {
+                BodyChunk::End
+            } else {
+                BodyChunk::Broken
+            };
+        }
+        let chunk = self.body.pop();
+        if let Some(since) = self.input_stalled_since {
+            if self.body.buffered() < self.limits.max_body_buffer_bytes {
+                self.input_stalled_since = None;
+                self.stat(Stat::InputStall {
+                    duration: now.saturating_duration_since(since),
+                });
+            }
+        }
+        chunk
+    }
+
+    fn reject(&mut self, key: RequestKey, why: Rejection, _now: Instant) -> Result<(), ApiError> {
+        self.check_key(key)?;
+        match why {
+            // The driver counted the limit it enforced; the engine only answers.
+            Rejection::Overloaded => canned::write(self.out.buf(), StatusCode::SERVICE_UNAVAILABLE),
+        }
+        self.end(CloseReason::Overloaded);
+        Ok(())
+    }
+
+    fn send_head(
+        &mut self,
+        key: RequestKey,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: Instant,
+    ) -> Result<bool, ApiError> {
+        if self.check_key(key)?.is_some() {
+            return Err(ApiError::HeadAlreadySent);
+        }
+        if status.is_informational() {
+            return Ok(false);
+        }
+        encode_response_head(self.out.buf(), status, headers);
+        if let Phase::Active { status: s, .. } = &mut self.phase {
+            *s = Some(status.as_u16());
+        }
+        let latency = now.saturating_duration_since(self.started);
+        self.stat(Stat::FirstByte {
+            protocol: self.protocol,
+            latency,
+        });
+        Ok(true)
+    }
+
+    fn send_body(&mut self, key: RequestKey, data: &[u8], _now: Instant) -> Result<(), ApiError> {
+        if self.check_key(key)?.is_none() {
+            return Err(ApiError::HeadNotSent);
+        }
+        self.out.buf().extend_from_slice(data);
+        Ok(())
+    }
+
+    fn send_stderr(&mut self, key: RequestKey, _data: &[u8]) -> Result<(), ApiError> {
+        // SCGI and CGI responses have no error stream; the driver logs it instead.
+        self.check_key(key).map(|_| ())
+    }
+
+    fn poll_produce(&mut self, key: RequestKey, now: Instant) -> bool {
+        self.out.poll_produce(key, now)
+    }
+
+    fn finish(&mut self, key: RequestKey, _app_status: u32, now: Instant) -> Result<(), ApiError> {
+        let status = match self.check_key(key)? {
+            Some(s) => s,
+            None => {
+                canned::write(self.out.buf(), StatusCode::INTERNAL_SERVER_ERROR);
+                500
+            }
+        };
+        let duration = now.saturating_duration_since(self.started);
+        self.stat(Stat::RequestFinished {
+            protocol: self.protocol,
+            status,
+            duration,
+        });
+        self.end(CloseReason::Done);
+        Ok(())
+    }
+
+    fn abort(&mut self, key: RequestKey, cause: AbortCause, _now: Instant) -> Result<(), ApiError> {
+        let status = self.check_key(key)?;
+        self.stat(Stat::Aborted {
+            protocol: self.protocol,
+            cause,
+        });
+        if status.is_none() {
+            canned::write(self.out.buf(), canned::status_for(cause));
+            self.end(CloseReason::Done);
+        } else {
+            // The head is out: only closing the connection tells the peer it is incomplete.
+            self.end(CloseReason::IoError);
+        }
+        Ok(())
+    }
+
+    fn take_output(&mut self) -> Option<Bytes> {
+        self.out.take()
+    }
+
+    fn handle_sent(&mut self, n: usize, now: Instant) {
+        self.out.sent(n, now, &mut self.events);
+    }
+
+    fn queued_output(&self) -> usize {
+        self.out.queued()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        match self.phase {
+            Phase::Head(_) => Some(self.started + self.timeouts.params),
+            Phase::Active { .. } if self.body.is_open() && self.wants_read() => {
+                Some(self.last_input + self.timeouts.body_idle)
+            }
+            _ => None,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Head(_) if now >= self.started + self.timeouts.params => {
+                self.stat(Stat::LimitHit {
+                    limit: "params_timeout",
+                });
+                canned::write(self.out.buf(), StatusCode::REQUEST_TIMEOUT);
+                self.end(CloseReason::Timeout);
+            }
+            Phase::Active { status, .. }
+                if self.body.is_open()
+                    && self.wants_read()
+                    && now >= self.last_input + self.timeouts.body_idle =>
+            {
+                self.stat(Stat::LimitHit {
+                    limit: "body_idle_timeout",
+                });
+                self.stat(Stat::Aborted {
+                    protocol: self.protocol,
+                    cause: AbortCause::Timeout,
+                });
+                self.events
+                    .push_back(Event::Aborted(KEY, AbortCause::Timeout));
+                if status.is_none() {
+                    canned::write(self.out.buf(), StatusCode::REQUEST_TIMEOUT);
+                }
+                self.end(CloseReason::Timeout);
+            }
+            _ => {}
+        }
+    }
+
+    fn drain(&mut self) {
+        if let Phase::Head(_) = self.phase {
+            self.end(CloseReason::Shutdown);
+        }
+    }
+
+    fn close_reason(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    fn in_flight(&self) -> usize {
+        usize::from(matches!(self.phase, Phase::Active { .. }))
+    }
+}

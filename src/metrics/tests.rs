@@ -1,0 +1,472 @@
+//! Exposition tests: record through [`WorkerMetrics`] into a local Prometheus recorder built
+//! with [`builder`] and compare exact rendered lines.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use super::*;
+use crate::channel::{AbortCause, CloseReason, Protocol, Side, Stat};
+use crate::proto::fastcgi::ProtocolStatus;
+
+const FCGI: &str = "fastcgi:127.0.0.1:9000";
+const SCGI: &str = "scgi:unix:/run/ringgate/scgi.sock";
+
+fn listeners() -> ListenerNames {
+    let mut names = ListenerNames::new();
+    names.add(FCGI);
+    names.add(SCGI);
+    names
+}
+
+/// Runs `f` on worker 3's metrics with a fresh local recorder current (so lazily registered
+/// labels land there too) and returns the exposition.
+fn render_after(f: impl FnOnce(&WorkerMetrics)) -> String {
+    let recorder = builder().build_recorder();
+    let handle = MetricsHandle::new(recorder.handle());
+    metrics::with_local_recorder(&recorder, || {
+        describe();
+        f(&WorkerMetrics::new(3, &listeners()));
+    });
+    handle.render()
+}
+
+#[track_caller]
+fn assert_lines(rendered: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(
+            rendered.lines().any(|l| l == *line),
+            "missing line {line:?} in:\n{rendered}"
+        );
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn label_enums_index_in_all_order() {
+    for (i, v) in Protocol::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    for (i, v) in AbortCause::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    for (i, v) in Side::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    for (i, v) in CloseReason::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    for (i, v) in SendMode::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    for (i, v) in SlabKind::ALL.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+}
+
+#[test]
+fn aborts_count_by_cause() {
+    let out = render_after(|m| {
+        let stat = Stat::Aborted {
+            protocol: Protocol::FastCgi,
+            cause: AbortCause::PeerAbort,
+        };
+        m.record(&stat);
+        m.record(&stat);
+        m.record(&Stat::Aborted {
+            protocol: Protocol::Scgi,
+            cause: AbortCause::Timeout,
+        });
+    });
+    assert_lines(
+        &out,
+        &[
+            "# TYPE ringgate_aborts_total counter",
+            "# HELP ringgate_aborts_total Requests that ended without a complete response, by cause.",
+            r#"ringgate_aborts_total{cause="peer_abort"} 2"#,
+            r#"ringgate_aborts_total{cause="timeout"} 1"#,
+            r#"ringgate_aborts_total{cause="shutdown"} 0"#,
+        ],
+    );
+}
+
+#[test]
+fn a_request_counts_start_finish_duration_and_ttfb() {
+    let out = render_after(|m| {
+        m.record(&Stat::RequestStarted {
+            protocol: Protocol::FastCgi,
+        });
+        m.record(&Stat::FirstByte {
+            protocol: Protocol::FastCgi,
+            latency: ms(3),
+        });
+        m.record(&Stat::RequestFinished {
+            protocol: Protocol::FastCgi,
+            status: 404,
+            duration: ms(200),
+        });
+        m.record(&Stat::RequestStarted {
+            protocol: Protocol::Scgi,
+        });
+        m.record(&Stat::RequestFinished {
+            protocol: Protocol::Scgi,
+            status: 204,
+            duration: ms(40),
+        });
+    });
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_requests_started_total{protocol="fastcgi"} 1"#,
+            r#"ringgate_requests_started_total{protocol="scgi"} 1"#,
+            r#"ringgate_requests_started_total{protocol="cgi"} 0"#,
+            r#"ringgate_requests_finished_total{protocol="fastcgi",status_class="4xx"} 1"#,
+            r#"ringgate_requests_finished_total{protocol="fastcgi",status_class="2xx"} 0"#,
+            r#"ringgate_requests_finished_total{protocol="scgi",status_class="2xx"} 1"#,
+            "# TYPE ringgate_request_duration_seconds histogram",
+            r#"ringgate_request_duration_seconds_bucket{protocol="fastcgi",le="0.1"} 0"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="fastcgi",le="0.25"} 1"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="fastcgi",le="+Inf"} 1"#,
+            r#"ringgate_request_duration_seconds_sum{protocol="fastcgi"} 0.2"#,
+            r#"ringgate_request_duration_seconds_count{protocol="fastcgi"} 1"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="0.025"} 0"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="0.05"} 1"#,
+            r#"ringgate_time_to_first_byte_seconds_bucket{protocol="fastcgi",le="0.0025"} 0"#,
+            r#"ringgate_time_to_first_byte_seconds_bucket{protocol="fastcgi",le="0.005"} 1"#,
+            r#"ringgate_time_to_first_byte_seconds_bucket{protocol="fastcgi",le="30"} 1"#,
+            r#"ringgate_time_to_first_byte_seconds_count{protocol="fastcgi"} 1"#,
+        ],
+    );
+}
+
+#[test]
+fn half_closes_stalls_and_fastcgi_management_records() {
+    let out = render_after(|m| {
+        m.record(&Stat::HalfClose {
+            protocol: Protocol::Scgi,
+            side: Side::Write,
+        });
+        m.record(&Stat::HalfClose {
+            protocol: Protocol::FastCgi,
+            side: Side::Read,
+        });
+        m.record(&Stat::ProducerStall { duration: ms(50) });
+        m.record(&Stat::ProducerStall { duration: ms(2000) });
+        m.record(&Stat::InputStall {
+            duration: Duration::from_micros(50),
+        });
+        m.record(&Stat::GetValuesServed);
+        m.record(&Stat::UnknownTypeSent);
+        m.record(&Stat::UnknownTypeSent);
+        for _ in 0..3 {
+            m.record(&Stat::Refused {
+                status: ProtocolStatus::OVERLOADED,
+            });
+        }
+        m.record(&Stat::Refused {
+            status: ProtocolStatus::UNKNOWN_ROLE,
+        });
+        m.record(&Stat::Refused {
+            status: ProtocolStatus(9),
+        });
+        m.record(&Stat::ConnectionConcurrency { in_flight: 3 });
+        m.record(&Stat::ConnectionConcurrency { in_flight: 1000 });
+    });
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_half_closes_total{side="write",protocol="scgi"} 1"#,
+            r#"ringgate_half_closes_total{side="read",protocol="fastcgi"} 1"#,
+            r#"ringgate_half_closes_total{side="write",protocol="fastcgi"} 0"#,
+            "ringgate_producer_stalls_total 2",
+            r#"ringgate_producer_stall_seconds_bucket{le="0.05"} 1"#,
+            r#"ringgate_producer_stall_seconds_bucket{le="2.5"} 2"#,
+            "ringgate_producer_stall_seconds_sum 2.05",
+            "ringgate_producer_stall_seconds_count 2",
+            "ringgate_input_stalls_total 1",
+            r#"ringgate_input_stall_seconds_bucket{le="0.0001"} 1"#,
+            "ringgate_fastcgi_get_values_total 1",
+            "ringgate_fastcgi_unknown_type_total 2",
+            r#"ringgate_fastcgi_refusals_total{protocol_status="overloaded"} 3"#,
+            r#"ringgate_fastcgi_refusals_total{protocol_status="unknown_role"} 1"#,
+            r#"ringgate_fastcgi_refusals_total{protocol_status="cant_mpx_conn"} 0"#,
+            r#"ringgate_fastcgi_refusals_total{protocol_status="other"} 1"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="2"} 0"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="4"} 1"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="256"} 1"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="+Inf"} 2"#,
+        ],
+    );
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn dynamic_labels_are_cached_merged_by_text_and_bounded() {
+    let out = render_after(|m| {
+        let bad_version = Stat::ProtocolError {
+            protocol: Protocol::FastCgi,
+            kind: "bad_version",
+        };
+        m.record(&bad_version);
+        m.record(&bad_version);
+        // The same text at two addresses is one series.
+        for _ in 0..2 {
+            m.record(&Stat::ProtocolError {
+                protocol: Protocol::Scgi,
+                kind: leak("dup".into()),
+            });
+        }
+        m.record(&Stat::LimitHit {
+            limit: "max_params_bytes",
+        });
+        m.record(&Stat::LimitHit {
+            limit: "some_new_limit",
+        });
+        // Past the cap, new values are counted as `other`; known ones keep their series.
+        for i in 0..MAX_DYNAMIC_LABEL_VALUES + 5 {
+            m.record(&Stat::ProtocolError {
+                protocol: Protocol::Cgi,
+                kind: leak(format!("k{i}")),
+            });
+        }
+        m.record(&Stat::ProtocolError {
+            protocol: Protocol::Cgi,
+            kind: "k0",
+        });
+    });
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_protocol_errors_total{protocol="fastcgi",kind="bad_version"} 2"#,
+            r#"ringgate_protocol_errors_total{protocol="scgi",kind="dup"} 2"#,
+            r#"ringgate_protocol_errors_total{protocol="cgi",kind="k0"} 2"#,
+            r#"ringgate_protocol_errors_total{protocol="cgi",kind="other"} 5"#,
+            r#"ringgate_limit_hits_total{limit="max_params_bytes"} 1"#,
+            r#"ringgate_limit_hits_total{limit="max_in_flight"} 0"#,
+            r#"ringgate_limit_hits_total{limit="some_new_limit"} 1"#,
+        ],
+    );
+    let cgi_kinds = out
+        .lines()
+        .filter(|l| l.starts_with(r#"ringgate_protocol_errors_total{protocol="cgi""#));
+    // One `other` (registered up front) plus the cap.
+    assert_eq!(cgi_kinds.count(), MAX_DYNAMIC_LABEL_VALUES + 1);
+}
+
+#[test]
+fn connections_bytes_sends_and_slabs() {
+    let mut names = listeners();
+    let (fcgi, scgi) = (names.add(FCGI), names.add(SCGI));
+    let out = render_after(|m| {
+        m.connection_accepted(fcgi);
+        m.connection_accepted(fcgi);
+        m.connection_accepted(scgi);
+        m.connection_closed(fcgi, CloseReason::PeerClosed);
+        m.bytes_received(1000);
+        m.bytes_received(24);
+        m.bytes_sent(1 << 20);
+        m.send(SendMode::Plain);
+        m.send(SendMode::ZeroCopy);
+        m.send(SendMode::ZeroCopy);
+        m.zerocopy_copied();
+        m.buffer_pool_exhausted();
+        m.set_slab(SlabKind::Requests, 10, 1024);
+        m.set_slab(SlabKind::Requests, 12, 1024);
+        m.set_slab(SlabKind::Connections, 3, 4096);
+        m.request_in_flight_delta(1.0);
+        m.request_in_flight_delta(2.0);
+        m.request_in_flight_delta(-1.0);
+    });
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_connections_accepted_total{listener="fastcgi:127.0.0.1:9000"} 2"#,
+            r#"ringgate_connections_accepted_total{listener="scgi:unix:/run/ringgate/scgi.sock"} 1"#,
+            r#"ringgate_connections_active{listener="fastcgi:127.0.0.1:9000"} 1"#,
+            r#"ringgate_connections_active{listener="scgi:unix:/run/ringgate/scgi.sock"} 1"#,
+            r#"ringgate_connections_closed_total{reason="peer_closed"} 1"#,
+            r#"ringgate_connections_closed_total{reason="overloaded"} 0"#,
+            "ringgate_received_bytes_total 1024",
+            "ringgate_sent_bytes_total 1048576",
+            r#"ringgate_sends_total{mode="plain"} 1"#,
+            r#"ringgate_sends_total{mode="fixed"} 0"#,
+            r#"ringgate_sends_total{mode="zerocopy"} 2"#,
+            "ringgate_zerocopy_copied_total 1",
+            "ringgate_buffer_pool_exhausted_total 1",
+            r#"ringgate_slab_entries{worker="3",kind="requests"} 12"#,
+            r#"ringgate_slab_capacity{worker="3",kind="requests"} 1024"#,
+            r#"ringgate_slab_entries{worker="3",kind="connections"} 3"#,
+            r#"ringgate_slab_capacity{worker="3",kind="connections"} 4096"#,
+            "ringgate_requests_in_flight 2",
+        ],
+    );
+}
+
+#[test]
+fn workers_share_series_except_the_slab_gauges() {
+    let recorder = builder().build_recorder();
+    let handle = MetricsHandle::new(recorder.handle());
+    metrics::with_local_recorder(&recorder, || {
+        let names = listeners();
+        let (w0, w1) = (WorkerMetrics::new(0, &names), WorkerMetrics::new(1, &names));
+        w0.record(&Stat::RequestStarted {
+            protocol: Protocol::Cgi,
+        });
+        w1.record(&Stat::RequestStarted {
+            protocol: Protocol::Cgi,
+        });
+        w0.set_slab(SlabKind::Connections, 5, 100);
+        w1.set_slab(SlabKind::Connections, 7, 100);
+    });
+    assert_lines(
+        &handle.render(),
+        &[
+            r#"ringgate_requests_started_total{protocol="cgi"} 2"#,
+            r#"ringgate_slab_entries{worker="0",kind="connections"} 5"#,
+            r#"ringgate_slab_entries{worker="1",kind="connections"} 7"#,
+        ],
+    );
+}
+
+/// The metric a rendered series belongs to (a histogram's `_bucket`, `_sum`, `_count` included).
+fn metric_of(series: &str) -> Option<&'static names::MetricDef> {
+    names::find(series).or_else(|| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| series.strip_suffix(s).and_then(names::find))
+            .filter(|d| matches!(d.kind, names::MetricKind::Histogram(_)))
+    })
+}
+
+#[test]
+fn every_defined_metric_is_registered_with_its_labels() {
+    let out = render_after(|_| {
+        set_build_info();
+        set_io_backend(IoBackend::Epoll);
+    });
+    for def in names::ALL {
+        let series: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.split(['{', ' '])
+                    .next()
+                    .and_then(metric_of)
+                    .map(|d| d.name)
+                    == Some(def.name)
+            })
+            .collect();
+        assert!(
+            !series.is_empty(),
+            "{} is never registered:\n{out}",
+            def.name
+        );
+        for line in series {
+            let labels = line
+                .split_once('{')
+                .map_or("", |(_, rest)| rest.split_once('}').unwrap().0);
+            let keys: Vec<&str> = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split_once('=').unwrap().0)
+                .filter(|k| *k != "le")
+                .collect();
+            assert_eq!(keys, def.labels, "{line}");
+        }
+        assert!(
+            out.contains(&format!("# HELP {} {}\n", def.name, def.help)),
+            "{}",
+            def.name
+        );
+    }
+    assert_lines(
+        &out,
+        &[
+            &format!(
+                r#"ringgate_build_info{{version="{}"}} 1"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+            r#"ringgate_io_backend{backend="epoll"} 1"#,
+            r#"ringgate_io_backend{backend="io_uring"} 0"#,
+        ],
+    );
+}
+
+#[test]
+fn disabled_registers_and_records_nothing() {
+    let recorder = builder().build_recorder();
+    let handle = MetricsHandle::new(recorder.handle());
+    metrics::with_local_recorder(&recorder, || {
+        let m = WorkerMetrics::disabled();
+        m.record(&Stat::RequestStarted {
+            protocol: Protocol::FastCgi,
+        });
+        m.record(&Stat::ProtocolError {
+            protocol: Protocol::FastCgi,
+            kind: "bad_version",
+        });
+        m.record(&Stat::LimitHit {
+            limit: "max_in_flight",
+        });
+        m.connection_accepted(listeners().add(FCGI));
+        m.set_slab(SlabKind::Requests, 1, 2);
+        m.request_in_flight_delta(1.0);
+    });
+    let out = handle.render();
+    assert!(!out.contains("ringgate_"), "{out}");
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The only test that installs the global recorder (it can be done once per process).
+#[test]
+fn install_serves_metrics_over_http() {
+    let addr = {
+        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        probe.local_addr().unwrap()
+    };
+    let handle = install(Some(addr)).unwrap();
+    set_io_backend(IoBackend::IoUring);
+    let m = WorkerMetrics::new(0, &listeners());
+    m.record(&Stat::Aborted {
+        protocol: Protocol::FastCgi,
+        cause: AbortCause::ConnectionLost,
+    });
+    m.record(&Stat::ProtocolError {
+        protocol: Protocol::Scgi,
+        kind: "bad_netstring",
+    });
+
+    let response = http_get(addr, "/metrics");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let expected = [
+        r#"ringgate_aborts_total{cause="connection_lost"} 1"#,
+        r#"ringgate_protocol_errors_total{protocol="scgi",kind="bad_netstring"} 1"#,
+        r#"ringgate_io_backend{backend="io_uring"} 1"#,
+        "# TYPE ringgate_request_duration_seconds histogram",
+    ];
+    assert_lines(body, &expected);
+    assert_lines(&handle.render(), &expected);
+    assert!(http_get(addr, "/health").ends_with("\r\n\r\nOK"));
+    assert!(matches!(install(None), Err(InstallError::AlreadyInstalled)));
+}

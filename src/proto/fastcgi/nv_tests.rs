@@ -1,0 +1,260 @@
+//! Unit and property tests of [`super`] (nv).
+
+use super::*;
+
+fn pairs(list: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for (n, v) in list {
+        encode_pair(&mut out, n, v);
+    }
+    out.to_vec()
+}
+
+fn collect(vars: &CgiVars) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vars.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
+}
+
+#[test]
+fn length_forms_at_the_edge() {
+    let mut out = BytesMut::new();
+    encode_pair(&mut out, &[b'n'; 127], &[b'v'; 128]);
+    assert_eq!(out[0], 127);
+    assert_eq!(&out[1..5], &[0x80, 0, 0, 128]);
+    assert_eq!(out.len(), 1 + 4 + 127 + 128);
+    assert_eq!(encoded_pair_len(&[b'n'; 127], &[b'v'; 128]), out.len());
+    let vars = ParamsDecoder::decode_all(&out, usize::MAX, 10).unwrap();
+    assert_eq!(vars.get("n".repeat(127).as_str()), Some(&[b'v'; 128][..]));
+}
+
+#[test]
+fn every_split_point_including_inside_a_4_byte_length() {
+    let long = vec![b'x'; 300];
+    let list: Vec<(&[u8], &[u8])> = vec![
+        (b"REQUEST_METHOD", b"GET"),
+        (b"HTTP_COOKIE", &long),
+        (&long, b""),
+        (b"", b""),
+        (b"QUERY_STRING", b""),
+    ];
+    let wire = pairs(&list);
+    let want: Vec<_> = list.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+    for a in 0..=wire.len() {
+        for b in [
+            a,
+            (a + 1).min(wire.len()),
+            (a + 3).min(wire.len()),
+            wire.len(),
+        ] {
+            let mut d = ParamsDecoder::new(usize::MAX, 100);
+            d.push(&wire[..a]).unwrap();
+            d.push(&wire[a..b]).unwrap();
+            d.push(&wire[b..]).unwrap();
+            assert_eq!(collect(&d.finish().unwrap()), want, "split {a}/{b}");
+        }
+    }
+}
+
+#[test]
+fn one_byte_at_a_time() {
+    let wire = pairs(&[(b"A", &[b'1'; 200]), (&[b'N'; 130], b"v")]);
+    let mut d = ParamsDecoder::new(wire.len(), 2);
+    for b in &wire {
+        d.push(std::slice::from_ref(b)).unwrap();
+    }
+    let vars = d.finish().unwrap();
+    assert_eq!(vars.len(), 2);
+    assert_eq!(vars.get("A"), Some(&[b'1'; 200][..]));
+}
+
+#[test]
+fn non_canonical_long_form_of_a_short_length_is_accepted() {
+    let wire = [0x80, 0, 0, 1, 0x80, 0, 0, 2, b'A', b'h', b'i'];
+    let vars = ParamsDecoder::decode_all(&wire, 100, 10).unwrap();
+    assert_eq!(vars.get("A"), Some(&b"hi"[..]));
+}
+
+#[test]
+fn empty_stream_is_no_vars() {
+    let d = ParamsDecoder::new(0, 0);
+    assert!(d.finish().unwrap().is_empty());
+}
+
+#[test]
+fn byte_limit_is_exact() {
+    let wire = pairs(&[(b"NAME", b"value"), (b"X", &[b'y'; 200])]);
+    assert!(ParamsDecoder::decode_all(&wire, wire.len(), 10).is_ok());
+    assert_eq!(
+        ParamsDecoder::decode_all(&wire, wire.len() - 1, 10),
+        Err(ParamsError::TooLarge {
+            limit: wire.len() - 1
+        })
+    );
+}
+
+#[test]
+fn byte_limit_counts_length_fields_of_empty_pairs() {
+    let wire = pairs(&[(b"", b""), (b"", b"")]);
+    assert_eq!(wire.len(), 4);
+    assert!(ParamsDecoder::decode_all(&wire, 4, 10).is_ok());
+    assert_eq!(
+        ParamsDecoder::decode_all(&wire, 3, 10),
+        Err(ParamsError::TooLarge { limit: 3 })
+    );
+}
+
+#[test]
+fn huge_declared_length_is_refused_before_buffering() {
+    let mut d = ParamsDecoder::new(DEFAULT_MAX_PARAMS_BYTES, 10);
+    // Name length 0x7fffffff, delivered one byte at a time: refused at its last byte.
+    d.push(&[0xff]).unwrap();
+    d.push(&[0xff, 0xff]).unwrap();
+    assert_eq!(
+        d.push(&[0xff]),
+        Err(ParamsError::TooLarge {
+            limit: DEFAULT_MAX_PARAMS_BYTES
+        })
+    );
+    assert_eq!(d.buf.capacity(), 0);
+    // Value length alone too large.
+    let mut d = ParamsDecoder::new(100, 10);
+    assert_eq!(
+        d.push(&[1, 0x80, 0, 0, 100]),
+        Err(ParamsError::TooLarge { limit: 100 })
+    );
+    assert_eq!(d.buf.capacity(), 0);
+}
+
+#[test]
+fn declared_lengths_exactly_filling_the_budget_pass() {
+    // 1 + 1 + 10 + 20 = 32 bytes.
+    let wire = pairs(&[(&[b'n'; 10], &[b'v'; 20])]);
+    let mut d = ParamsDecoder::new(32, 1);
+    d.push(&wire[..2]).unwrap();
+    d.push(&wire[2..]).unwrap();
+    assert_eq!(d.finish().unwrap().len(), 1);
+    let mut d = ParamsDecoder::new(31, 1);
+    assert_eq!(d.push(&wire[..2]), Err(ParamsError::TooLarge { limit: 31 }));
+    // A name length that leaves no room for the value's length field.
+    let mut d = ParamsDecoder::new(11, 1);
+    assert_eq!(d.push(&[10]), Err(ParamsError::TooLarge { limit: 11 }));
+}
+
+#[test]
+fn pair_limit_is_exact() {
+    let wire = pairs(&[(b"A", b"1"), (b"B", b"2"), (b"C", b"3")]);
+    assert_eq!(ParamsDecoder::decode_all(&wire, 1000, 3).unwrap().len(), 3);
+    assert_eq!(
+        ParamsDecoder::decode_all(&wire, 1000, 2),
+        Err(ParamsError::TooManyPairs { limit: 2 })
+    );
+}
+
+#[test]
+fn truncated_anywhere_inside_a_pair() {
+    let wire = pairs(&[(b"NAME", &[b'v'; 130])]);
+    for cut in 1..wire.len() {
+        let mut d = ParamsDecoder::new(1000, 10);
+        d.push(&wire[..cut]).unwrap();
+        assert_eq!(d.finish().unwrap_err(), ParamsError::Truncated, "cut {cut}");
+    }
+}
+
+#[test]
+fn errors_are_sticky() {
+    let mut d = ParamsDecoder::new(1000, 0);
+    assert_eq!(d.push(&[0, 0]), Err(ParamsError::TooManyPairs { limit: 0 }));
+    assert_eq!(d.push(&[]), Err(ParamsError::TooManyPairs { limit: 0 }));
+    assert_eq!(
+        d.finish().unwrap_err(),
+        ParamsError::TooManyPairs { limit: 0 }
+    );
+}
+
+#[test]
+#[should_panic(expected = "0x7fffffff")]
+fn encode_refuses_lengths_the_format_cannot_express() {
+    let mut out = BytesMut::new();
+    put_len(&mut out, MAX_PAIR_LEN + 1);
+}
+
+#[test]
+fn max_pair_len_encodes() {
+    let mut out = BytesMut::new();
+    put_len(&mut out, MAX_PAIR_LEN);
+    assert_eq!(&out[..], &[0xff, 0xff, 0xff, 0xff]);
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::collection::vec(any::<u8>(), 0..130),
+            1 => prop::collection::vec(any::<u8>(), 120..1000),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn pairs_round_trip_with_any_chunking(
+            list in prop::collection::vec((arb_bytes(), arb_bytes()), 0..20),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let mut wire = BytesMut::new();
+            for (n, v) in &list {
+                encode_pair(&mut wire, n, v);
+            }
+            let expect_len: usize = list.iter().map(|(n, v)| encoded_pair_len(n, v)).sum();
+            prop_assert_eq!(wire.len(), expect_len);
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            cuts.sort_unstable();
+            cuts.push(wire.len());
+            // Exactly at both limits: must pass.
+            let mut d = ParamsDecoder::new(wire.len(), list.len());
+            let mut start = 0;
+            for end in cuts {
+                d.push(&wire[start..end]).unwrap();
+                start = end;
+            }
+            let got = d.finish().unwrap();
+            let want: Vec<_> = list.into_iter().collect();
+            prop_assert_eq!(collect(&got), want);
+        }
+
+        #[test]
+        fn one_byte_less_budget_always_fails(
+            list in prop::collection::vec((arb_bytes(), arb_bytes()), 1..8),
+        ) {
+            let mut wire = BytesMut::new();
+            for (n, v) in &list {
+                encode_pair(&mut wire, n, v);
+            }
+            prop_assert_eq!(
+                ParamsDecoder::decode_all(&wire, wire.len() - 1, list.len()),
+                Err(ParamsError::TooLarge { limit: wire.len() - 1 })
+            );
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..8),
+            max_bytes in 0usize..2048,
+            max_pairs in 0usize..16,
+        ) {
+            let mut d = ParamsDecoder::new(max_bytes, max_pairs);
+            let mut used = 0;
+            for c in &chunks {
+                if d.push(c).is_err() {
+                    return Ok(());
+                }
+                used += c.len();
+            }
+            prop_assert!(used <= max_bytes);
+            if let Ok(vars) = d.finish() {
+                prop_assert!(vars.len() <= max_pairs);
+            }
+        }
+    }
+}

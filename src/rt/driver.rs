@@ -1,0 +1,610 @@
+//! The per-connection driver: glues one socket (its read and write halves, io_uring or epoll)
+//! to one sans-IO [`Channel`] engine and the worker's [`Handler`].
+//!
+//! Tasks, all on the worker's thread: one reader (the only read loop of the socket; it ends
+//! when the writer shuts the socket down, never by dropping a pending read), one writer (the
+//! only one that sends), one timer (the engine's deadlines) and one task per request (the
+//! handler, then its response body, pulled only while the engine allows: backpressure).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use slab::Slab;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::app::{build_request, Body, BodyError, BodySource, Handler};
+use crate::channel::{
+    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, Rejection, RequestKey,
+    Stat, Timeouts,
+};
+use crate::metrics::{ListenerLabel, SendMode, SlabKind, WorkerMetrics};
+
+/// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
+const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
+
+/// The read side of a connection. It owns its buffer (a registered one where available), as
+/// io_uring requires: the buffer belongs to the kernel while a read is in flight.
+pub trait ReadHalf: 'static {
+    /// Reads the next bytes into the half's buffer; returns how many (0 at EOF).
+    fn read(&mut self) -> impl Future<Output = io::Result<usize>>;
+    /// The first `n` bytes of the buffer: what the last read of `n` bytes got.
+    fn filled(&self, n: usize) -> &[u8];
+}
+
+/// The write side of a connection.
+pub trait WriteHalf: 'static {
+    /// Sends all of `data`; reports how it was sent.
+    fn write_all(&mut self, data: Bytes) -> impl Future<Output = io::Result<SendMode>>;
+    /// Shuts both directions down, which ends the reader's pending read.
+    fn shutdown(&mut self);
+}
+
+/// Per-worker settings and state every connection of the worker shares.
+pub struct WorkerShared<H> {
+    /// The worker's application instance.
+    pub handler: Rc<H>,
+    /// The worker's metric handles.
+    pub metrics: Rc<WorkerMetrics>,
+    /// Engine limits.
+    pub limits: Limits,
+    /// Engine timeouts.
+    pub timeouts: Timeouts,
+    /// Longest time a handler may take to produce its response head.
+    pub handler_timeout: Duration,
+    /// Longest time one send may wait for a peer that does not read.
+    pub write_timeout: Duration,
+    /// Requests in flight on this worker above which new ones are refused.
+    pub max_in_flight: usize,
+    in_flight: Cell<usize>,
+    connections: RefCell<Slab<Weak<dyn Drain>>>,
+    draining: Cell<bool>,
+    all_closed: Notify,
+}
+
+impl<H: Handler> WorkerShared<H> {
+    /// The shared state of a new worker.
+    #[allow(clippy::too_many_arguments)] // One plain constructor beats a builder for a crate-internal type.
+    pub fn new(
+        handler: H,
+        metrics: Rc<WorkerMetrics>,
+        limits: Limits,
+        timeouts: Timeouts,
+        handler_timeout: Duration,
+        write_timeout: Duration,
+        max_in_flight: usize,
+    ) -> Rc<Self> {
+        Rc::new(Self {
+            handler: Rc::new(handler),
+            metrics,
+            limits,
+            timeouts,
+            handler_timeout,
+            write_timeout,
+            max_in_flight,
+            in_flight: Cell::new(0),
+            connections: RefCell::new(Slab::new()),
+            draining: Cell::new(false),
+            all_closed: Notify::new(),
+        })
+    }
+
+    /// Connections open on this worker.
+    pub fn connections(&self) -> usize {
+        self.connections.borrow().len()
+    }
+
+    fn count_connections(&self) {
+        let conns = self.connections.borrow();
+        self.metrics
+            .set_slab(SlabKind::Connections, conns.len(), conns.capacity());
+    }
+
+    fn add_in_flight(&self, delta: isize) {
+        let n = self.in_flight.get().saturating_add_signed(delta);
+        self.in_flight.set(n);
+        self.metrics.request_in_flight_delta(delta as f64);
+        self.metrics
+            .set_slab(SlabKind::Requests, n, self.max_in_flight);
+    }
+
+    /// Whether the worker takes new connections (false while draining or over the limit).
+    pub fn accepting(&self) -> bool {
+        !self.draining.get()
+    }
+
+    /// Stops new requests on every connection; in-flight ones finish.
+    pub fn drain(&self) {
+        self.draining.set(true);
+        let conns: Vec<_> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
+        for conn in conns {
+            conn.drain();
+        }
+    }
+
+    /// Waits until every connection closed.
+    pub async fn closed(&self) {
+        while self.connections() > 0 {
+            self.all_closed.notified().await;
+        }
+    }
+
+    /// Ends every remaining connection now (the drain deadline passed).
+    pub fn abort_all(&self) {
+        let conns: Vec<_> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
+        for conn in conns {
+            conn.abort_all();
+        }
+    }
+}
+
+/// What the worker can ask of any connection, whatever its engine.
+trait Drain {
+    fn drain(&self);
+    fn abort_all(&self);
+}
+
+struct RequestSlot {
+    task: Option<JoinHandle<()>>,
+    readers: [Option<Waker>; 2],
+    writable: Rc<Notify>,
+}
+
+struct Conn<E, H> {
+    engine: RefCell<E>,
+    worker: Rc<WorkerShared<H>>,
+    requests: RefCell<HashMap<RequestKey, RequestSlot>>,
+    reader_parked: Cell<bool>,
+    reader_wake: Notify,
+    writer_wake: Notify,
+    timer_wake: Notify,
+    /// Bytes the writer holds (taken from the engine, not yet reported sent).
+    writing: Cell<usize>,
+    finished: Cell<bool>,
+    close_reason: Cell<Option<CloseReason>>,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve<E, H, R, W>(
+    engine: E,
+    reader: R,
+    writer: W,
+    worker: Rc<WorkerShared<H>>,
+    listener: ListenerLabel,
+) where
+    E: Channel + 'static,
+    H: Handler,
+    R: ReadHalf,
+    W: WriteHalf,
+{
+    let conn = Rc::new(Conn {
+        engine: RefCell::new(engine),
+        worker: worker.clone(),
+        requests: RefCell::new(HashMap::new()),
+        reader_parked: Cell::new(false),
+        reader_wake: Notify::new(),
+        writer_wake: Notify::new(),
+        timer_wake: Notify::new(),
+        writing: Cell::new(0),
+        finished: Cell::new(false),
+        close_reason: Cell::new(None),
+    });
+    let weak: Weak<dyn Drain> = Rc::downgrade(&conn) as Weak<dyn Drain>;
+    let id = worker.connections.borrow_mut().insert(weak);
+    worker.count_connections();
+    worker.metrics.connection_accepted(listener);
+    if worker.draining.get() {
+        conn.engine.borrow_mut().drain();
+    }
+    conn.after();
+    let read_task = tokio::task::spawn_local(read_loop(conn.clone(), reader));
+    let timer_task = tokio::task::spawn_local(timer_loop(conn.clone()));
+    write_loop(&conn, writer).await;
+    let _ = read_task.await;
+    timer_task.abort();
+    // Whatever still runs can never reach the peer.
+    let orphans: Vec<_> = conn
+        .requests
+        .borrow_mut()
+        .drain()
+        .filter_map(|(_, s)| s.task)
+        .collect();
+    for task in orphans {
+        task.abort();
+    }
+    let reason = conn.close_reason.get().unwrap_or(CloseReason::PeerClosed);
+    worker.metrics.connection_closed(listener, reason);
+    worker.connections.borrow_mut().remove(id);
+    worker.count_connections();
+    if worker.connections() == 0 {
+        worker.all_closed.notify_waiters();
+    }
+}
+
+impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
+    fn drain(&self) {
+        self.engine.borrow_mut().drain();
+        self.writer_wake.notify_one();
+    }
+
+    fn abort_all(&self) {
+        let keys: Vec<RequestKey> = self.requests.borrow().keys().copied().collect();
+        let now = Instant::now();
+        for key in keys {
+            let _ = self
+                .engine
+                .borrow_mut()
+                .abort(key, AbortCause::Shutdown, now);
+        }
+        self.close_reason.set(Some(CloseReason::Shutdown));
+        self.engine.borrow_mut().handle_write_failed(now);
+        self.writer_wake.notify_one();
+    }
+}
+
+impl<E: Channel + 'static, H: Handler> Conn<E, H> {
+    /// Acts on every pending engine event, then wakes whichever loop has work.
+    fn after(self: &Rc<Self>) {
+        loop {
+            let event = self.engine.borrow_mut().poll_event();
+            match event {
+                Some(event) => self.handle_event(event),
+                None => break,
+            }
+        }
+        let engine = self.engine.borrow();
+        if engine.queued_output() > self.writing.get() || engine.close_reason().is_some() {
+            self.writer_wake.notify_one();
+        }
+        if engine.wants_read() && self.reader_parked.get() {
+            self.reader_parked.set(false);
+            self.reader_wake.notify_one();
+        }
+    }
+
+    fn handle_event(self: &Rc<Self>, event: Event) {
+        match event {
+            Event::Request(new) => self.start_request(*new),
+            Event::BodyReadable(key, stream) => {
+                let waker = self
+                    .requests
+                    .borrow_mut()
+                    .get_mut(&key)
+                    .and_then(|s| s.readers[stream_index(stream)].take());
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Event::Writable(key) => {
+                if let Some(slot) = self.requests.borrow().get(&key) {
+                    slot.writable.notify_one();
+                }
+            }
+            Event::Aborted(key, _) => {
+                let slot = self.requests.borrow_mut().remove(&key);
+                if let Some(task) = slot.and_then(|s| s.task) {
+                    task.abort();
+                }
+            }
+            Event::Stat(stat) => self.worker.metrics.record(&stat),
+        }
+    }
+
+    fn start_request(self: &Rc<Self>, new: crate::channel::NewRequest) {
+        let key = new.key;
+        let worker = &self.worker;
+        if worker.in_flight.get() >= worker.max_in_flight {
+            worker.metrics.record(&Stat::LimitHit {
+                limit: "max_in_flight",
+            });
+            let _ = self
+                .engine
+                .borrow_mut()
+                .reject(key, Rejection::Overloaded, Instant::now());
+            return;
+        }
+        worker.add_in_flight(1);
+        let length = new.head.content_length;
+        let body = Body::stream(
+            ConnBody {
+                conn: self.clone(),
+                key,
+                stream: InputStream::Body,
+            },
+            length,
+        );
+        let data = new.filter.map(|f| {
+            let source = ConnBody {
+                conn: self.clone(),
+                key,
+                stream: InputStream::FilterData,
+            };
+            Body::stream(source, f.data_length)
+        });
+        let request = build_request(new, body, data);
+        let writable = Rc::new(Notify::new());
+        self.requests.borrow_mut().insert(
+            key,
+            RequestSlot {
+                task: None,
+                readers: [None, None],
+                writable: writable.clone(),
+            },
+        );
+        let task = tokio::task::spawn_local(run_request(self.clone(), key, request, writable));
+        if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
+            slot.task = Some(task);
+        }
+    }
+
+    /// Ends a request the handler could not complete.
+    fn abort_request(self: &Rc<Self>, key: RequestKey, cause: AbortCause) {
+        let _ = self.engine.borrow_mut().abort(key, cause, Instant::now());
+        self.after();
+    }
+}
+
+fn stream_index(stream: InputStream) -> usize {
+    match stream {
+        InputStream::Body => 0,
+        InputStream::FilterData => 1,
+    }
+}
+
+/// Frees a request's place when its task ends, however it ends (an abort drops the task).
+struct RequestGuard<E: Channel + 'static, H: Handler> {
+    conn: Rc<Conn<E, H>>,
+    key: RequestKey,
+}
+
+impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
+    fn drop(&mut self) {
+        self.conn.worker.add_in_flight(-1);
+        if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
+            requests.remove(&self.key);
+        }
+    }
+}
+
+async fn run_request<E: Channel + 'static, H: Handler>(
+    conn: Rc<Conn<E, H>>,
+    key: RequestKey,
+    request: http::Request<Body>,
+    writable: Rc<Notify>,
+) {
+    let _guard = RequestGuard {
+        conn: conn.clone(),
+        key,
+    };
+    let handler = conn.worker.handler.clone();
+    let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
+    let response = match tokio::time::timeout(conn.worker.handler_timeout, call).await {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(%error, "handler failed");
+            return conn.abort_request(key, AbortCause::HandlerError);
+        }
+        Ok(Err(_panic)) => {
+            tracing::error!("handler panicked");
+            return conn.abort_request(key, AbortCause::HandlerError);
+        }
+        Err(_elapsed) => {
+            conn.worker.metrics.record(&Stat::LimitHit {
+                limit: "handler_timeout",
+            });
+            return conn.abort_request(key, AbortCause::Timeout);
+        }
+    };
+    let (parts, mut body) = response.into_parts();
+    let sent =
+        conn.engine
+            .borrow_mut()
+            .send_head(key, parts.status, &parts.headers, Instant::now());
+    if sent.is_err() {
+        return; // Aborted meanwhile: the key is stale.
+    }
+    conn.after();
+    loop {
+        loop {
+            let may = conn.engine.borrow_mut().poll_produce(key, Instant::now());
+            if may {
+                break;
+            }
+            writable.notified().await;
+        }
+        let frame = AssertUnwindSafe(body.frame()).catch_unwind().await;
+        let now = Instant::now();
+        let result = match frame {
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => conn.engine.borrow_mut().send_body(key, &data, now),
+                Err(_trailers) => Ok(()), // CGI responses cannot carry trailers.
+            },
+            Ok(None) => {
+                let _ = conn.engine.borrow_mut().finish(key, 0, now);
+                conn.after();
+                return;
+            }
+            Ok(Some(Err(error))) => {
+                tracing::warn!(%error, "response body failed");
+                return conn.abort_request(key, AbortCause::HandlerError);
+            }
+            Err(_panic) => {
+                tracing::error!("response body panicked");
+                return conn.abort_request(key, AbortCause::HandlerError);
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+        conn.after();
+    }
+}
+
+/// A request body pulled from the engine's bounded buffer.
+struct ConnBody<E: Channel + 'static, H: Handler> {
+    conn: Rc<Conn<E, H>>,
+    key: RequestKey,
+    stream: InputStream,
+}
+
+impl<E: Channel + 'static, H: Handler> BodySource for ConnBody<E, H> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        let chunk = self
+            .conn
+            .engine
+            .borrow_mut()
+            .poll_body(self.key, self.stream, Instant::now());
+        match chunk {
+            BodyChunk::Data(data) => {
+                self.conn.after();
+                Poll::Ready(Some(Ok(data)))
+            }
+            BodyChunk::End => Poll::Ready(None),
+            BodyChunk::Broken => Poll::Ready(Some(Err(BodyError))),
+            BodyChunk::Pending => {
+                if let Some(slot) = self.conn.requests.borrow_mut().get_mut(&self.key) {
+                    slot.readers[stream_index(self.stream)] = Some(cx.waker().clone());
+                }
+                self.conn.after();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
+    conn: Rc<Conn<E, H>>,
+    mut reader: R,
+) {
+    loop {
+        if conn.finished.get() {
+            return;
+        }
+        if !conn.engine.borrow().wants_read() {
+            conn.reader_parked.set(true);
+            conn.reader_wake.notified().await;
+            continue;
+        }
+        let result = reader.read().await;
+        if conn.finished.get() {
+            return; // We shut the socket down ourselves.
+        }
+        let now = Instant::now();
+        match result {
+            Ok(0) => {
+                conn.engine.borrow_mut().handle_read_closed(now);
+                conn.after();
+                return;
+            }
+            Ok(n) => {
+                conn.worker.metrics.bytes_received(n);
+                let result = conn.engine.borrow_mut().handle_input(reader.filled(n), now);
+                if let Err(error) = result {
+                    tracing::debug!(%error, "closing connection: protocol error");
+                    conn.close_reason.set(Some(CloseReason::ProtocolError));
+                }
+                conn.after();
+            }
+            Err(error) => {
+                tracing::debug!(%error, "read failed");
+                conn.close_reason.set(Some(CloseReason::IoError));
+                conn.engine.borrow_mut().handle_write_failed(now);
+                conn.after();
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
+    conn: &Rc<Conn<E, H>>,
+    mut writer: W,
+) {
+    loop {
+        let output = conn.engine.borrow_mut().take_output();
+        if let Some(data) = output {
+            let n = data.len();
+            conn.writing.set(n);
+            let sent =
+                tokio::time::timeout(conn.worker.write_timeout, writer.write_all(data)).await;
+            conn.writing.set(0);
+            let now = Instant::now();
+            match sent {
+                Ok(Ok(mode)) => {
+                    conn.worker.metrics.bytes_sent(n);
+                    conn.worker.metrics.send(mode);
+                    conn.engine.borrow_mut().handle_sent(n, now);
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "send failed");
+                    conn.close_reason.set(Some(CloseReason::IoError));
+                    conn.engine.borrow_mut().handle_write_failed(now);
+                }
+                Err(_elapsed) => {
+                    conn.worker.metrics.record(&Stat::LimitHit {
+                        limit: "write_timeout",
+                    });
+                    conn.close_reason.set(Some(CloseReason::Timeout));
+                    conn.engine.borrow_mut().handle_write_failed(now);
+                }
+            }
+            conn.after();
+            continue;
+        }
+        let reason = conn.engine.borrow().close_reason();
+        if let Some(reason) = reason {
+            if conn.close_reason.get().is_none() {
+                conn.close_reason.set(Some(reason));
+            }
+            break;
+        }
+        conn.writer_wake.notified().await;
+    }
+    conn.finished.set(true);
+    writer.shutdown();
+    conn.reader_wake.notify_one();
+    conn.timer_wake.notify_one();
+}
+
+async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
+    // Every deadline the engine computes at time t lies at least `tick` after t (each is some
+    // event's time plus a configured timeout, and `tick` is the shortest of those). Waking at
+    // least every `tick` therefore never misses one, and the hot path never has to tell this
+    // task that a deadline moved: one timer per connection per `tick`, not per request.
+    let t = &conn.worker.timeouts;
+    let tick = t
+        .params
+        .min(t.body_idle)
+        .min(t.keepalive_idle)
+        .max(MIN_TIMER_TICK);
+    while !conn.finished.get() {
+        let deadline = conn.engine.borrow().poll_timeout();
+        let wake = deadline.map_or(Instant::now() + tick, |d| d.min(Instant::now() + tick));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {
+                conn.engine.borrow_mut().handle_timeout(Instant::now());
+                conn.after();
+            }
+            _ = conn.timer_wake.notified() => {}
+        }
+    }
+}

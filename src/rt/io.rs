@@ -1,0 +1,196 @@
+//! Socket halves for the connection driver: io_uring streams (tokio-uring, owned buffers)
+//! and plain tokio streams (epoll), TCP and Unix alike.
+
+use std::io;
+use std::net::Shutdown;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::driver::{ReadHalf, WriteHalf};
+use tokio_uring::buf::fixed::FixedBuf;
+
+use super::bufpool::PoolBuf;
+use crate::metrics::SendMode;
+
+/// Bytes asked for by each socket read on a heap buffer (registered buffers have the pool's
+/// size).
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// An io_uring stream (TCP or Unix), shared by the read and the write half.
+pub trait UringStream: 'static {
+    /// Reads into `buf` from its start.
+    fn read(&self, buf: Vec<u8>)
+        -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Reads into the registered buffer `buf` from its start.
+    fn read_fixed(
+        &self,
+        buf: FixedBuf,
+    ) -> impl std::future::Future<Output = (io::Result<usize>, FixedBuf)>;
+    /// Writes all of `data`.
+    fn write_all(&self, data: Bytes) -> impl std::future::Future<Output = io::Result<()>>;
+    /// Shuts the socket down.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
+macro_rules! uring_stream {
+    ($ty:ty) => {
+        impl UringStream for $ty {
+            async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+                <$ty>::read(self, buf).await
+            }
+            async fn read_fixed(&self, buf: FixedBuf) -> (io::Result<usize>, FixedBuf) {
+                <$ty>::read_fixed(self, buf).await
+            }
+            async fn write_all(&self, data: Bytes) -> io::Result<()> {
+                <$ty>::write_all(self, data).await.0
+            }
+            fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+                <$ty>::shutdown(self, how)
+            }
+        }
+    };
+}
+
+uring_stream!(tokio_uring::net::TcpStream);
+uring_stream!(tokio_uring::net::UnixStream);
+
+/// Both halves of an io_uring stream; reads go into `buf` (registered or heap).
+pub fn uring_halves<S: UringStream>(stream: S, buf: PoolBuf) -> (UringRead<S>, UringWrite<S>) {
+    let stream = Rc::new(stream);
+    (
+        UringRead {
+            stream: stream.clone(),
+            buf: Some(buf),
+        },
+        UringWrite(stream),
+    )
+}
+
+/// The read half of an io_uring stream.
+pub struct UringRead<S> {
+    stream: Rc<S>,
+    /// `None` only while a read is in flight (the kernel owns the buffer then).
+    buf: Option<PoolBuf>,
+}
+
+/// The write half of an io_uring stream.
+pub struct UringWrite<S>(Rc<S>);
+
+impl<S: UringStream> ReadHalf for UringRead<S> {
+    async fn read(&mut self) -> io::Result<usize> {
+        let (result, buf) = match self.buf.take() {
+            Some(PoolBuf::Fixed(b)) => {
+                let (r, b) = self.stream.read_fixed(b).await;
+                (r, PoolBuf::Fixed(b))
+            }
+            Some(PoolBuf::Heap(mut b)) => {
+                b.clear();
+                let (r, b) = self.stream.read(b).await;
+                (r, PoolBuf::Heap(b))
+            }
+            None => return Err(io::Error::other("read after a cancelled read")),
+        };
+        self.buf = Some(buf);
+        result
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        match &self.buf {
+            Some(PoolBuf::Fixed(b)) => &b[..n],
+            Some(PoolBuf::Heap(b)) => &b[..n],
+            None => &[],
+        }
+    }
+}
+
+impl<S: UringStream> WriteHalf for UringWrite<S> {
+    async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
+        self.0.write_all(data).await.map(|()| SendMode::Plain)
+    }
+    fn shutdown(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+/// The read half of a tokio (epoll) stream, or of any `AsyncRead` such as stdin.
+pub struct EpollRead<R> {
+    reader: R,
+    buf: Vec<u8>,
+}
+
+impl<R> EpollRead<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: Vec::with_capacity(READ_BUFFER_BYTES),
+        }
+    }
+}
+
+/// The write half of a tokio (epoll) stream.
+pub struct EpollWrite<W>(W);
+
+/// Both halves of a tokio TCP stream.
+pub fn epoll_tcp_halves(
+    stream: tokio::net::TcpStream,
+) -> (
+    EpollRead<tokio::net::tcp::OwnedReadHalf>,
+    EpollWrite<tokio::net::tcp::OwnedWriteHalf>,
+) {
+    let (r, w) = stream.into_split();
+    (EpollRead::new(r), EpollWrite(w))
+}
+
+/// Both halves of a tokio Unix stream.
+pub fn epoll_unix_halves(
+    stream: tokio::net::UnixStream,
+) -> (
+    EpollRead<tokio::net::unix::OwnedReadHalf>,
+    EpollWrite<tokio::net::unix::OwnedWriteHalf>,
+) {
+    let (r, w) = stream.into_split();
+    (EpollRead::new(r), EpollWrite(w))
+}
+
+impl<R: tokio::io::AsyncRead + Unpin + 'static> ReadHalf for EpollRead<R> {
+    async fn read(&mut self) -> io::Result<usize> {
+        self.buf.clear();
+        self.reader.read_buf(&mut self.buf).await
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
+    }
+}
+
+/// A write half whose socket can be shut down in both directions.
+pub trait SocketHalf: tokio::io::AsyncWrite + Unpin + 'static {
+    /// Shuts the whole socket down.
+    fn shutdown_both(&self);
+}
+
+impl SocketHalf for tokio::net::tcp::OwnedWriteHalf {
+    fn shutdown_both(&self) {
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
+    }
+}
+
+impl SocketHalf for tokio::net::unix::OwnedWriteHalf {
+    fn shutdown_both(&self) {
+        let stream: &tokio::net::UnixStream = self.as_ref();
+        let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
+    }
+}
+
+impl<W: SocketHalf> WriteHalf for EpollWrite<W> {
+    async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
+        self.0.write_all(&data).await.map(|()| SendMode::Plain)
+    }
+    fn shutdown(&mut self) {
+        self.0.shutdown_both();
+    }
+}

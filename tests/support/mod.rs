@@ -1,0 +1,402 @@
+//! Test support: start the real `ringgate` binary, and small blocking FastCGI and SCGI
+//! clients built on ringgate's own codecs (the wire bytes are checked by the engine tests
+//! and by real front ends elsewhere).
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringgate::proto::cgi::parse_response_head;
+use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
+use ringgate::proto::fastcgi::{
+    encode_pair, BeginRequest, EndRequest, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
+    FLAG_KEEP_CONN,
+};
+
+/// A free loopback TCP port (bound once, then released for the server).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh temporary directory for Unix sockets.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringgate-test-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Raises this process's open-file limit to its hard limit (for many-connection tests).
+pub fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// A running `ringgate` process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub fastcgi: u16,
+    pub scgi: u16,
+    pub metrics: u16,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts ringgate with one TCP FastCGI, one TCP SCGI, one Unix FastCGI and one Unix SCGI
+    /// listener, the metrics endpoint, `io` as backend and `extra` arguments; waits until
+    /// every listener accepts.
+    pub fn start(io: &str, extra: &[&str]) -> Server {
+        let dir = temp_dir(&format!("{io}-{}", free_port()));
+        let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+        cmd.args(["--io", io]);
+        if !extra.contains(&"--workers") {
+            cmd.args(["--workers", "2"]);
+        }
+        cmd.args(["--fastcgi", &format!("127.0.0.1:{fastcgi}")])
+            .args(["--scgi", &format!("127.0.0.1:{scgi}")])
+            .args([
+                "--fastcgi",
+                &format!("unix:{}", dir.join("fcgi.sock").display()),
+            ])
+            .args([
+                "--scgi",
+                &format!("unix:{}", dir.join("scgi.sock").display()),
+            ])
+            .args(["--metrics", &format!("127.0.0.1:{metrics}")])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("server.err")).unwrap());
+        let child = cmd.spawn().expect("start ringgate");
+        let server = Server {
+            child,
+            fastcgi,
+            scgi,
+            metrics,
+            dir,
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = TcpStream::connect(("127.0.0.1", self.fastcgi)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.scgi)).is_ok()
+                && UnixStream::connect(self.fastcgi_unix()).is_ok()
+                && UnixStream::connect(self.scgi_unix()).is_ok();
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ringgate did not start: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn fastcgi_unix(&self) -> PathBuf {
+        self.dir.join("fcgi.sock")
+    }
+
+    pub fn scgi_unix(&self) -> PathBuf {
+        self.dir.join("scgi.sock")
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.err")).unwrap_or_default()
+    }
+
+    pub fn fcgi(&self) -> FcgiConn<TcpStream> {
+        FcgiConn::new(TcpStream::connect(("127.0.0.1", self.fastcgi)).unwrap())
+    }
+
+    pub fn fcgi_unix(&self) -> FcgiConn<UnixStream> {
+        FcgiConn::new(UnixStream::connect(self.fastcgi_unix()).unwrap())
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    /// Waits for exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The `/metrics` text.
+    pub fn scrape(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One value of a scraped metric series (`name{labels}`), 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// The nginx-like CGI variables of a request.
+pub fn params(method: &str, uri: &str, body_len: usize) -> Vec<(String, String)> {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    vec![
+        ("QUERY_STRING".into(), query.into()),
+        ("REQUEST_METHOD".into(), method.into()),
+        ("CONTENT_TYPE".into(), String::new()),
+        (
+            "CONTENT_LENGTH".into(),
+            if body_len == 0 {
+                String::new()
+            } else {
+                body_len.to_string()
+            },
+        ),
+        ("SCRIPT_NAME".into(), path.into()),
+        ("REQUEST_URI".into(), uri.into()),
+        ("DOCUMENT_URI".into(), path.into()),
+        ("SERVER_PROTOCOL".into(), "HTTP/1.1".into()),
+        ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+        ("REMOTE_ADDR".into(), "127.0.0.1".into()),
+        ("REMOTE_PORT".into(), "40000".into()),
+        ("SERVER_ADDR".into(), "127.0.0.1".into()),
+        ("SERVER_PORT".into(), "80".into()),
+        ("SERVER_NAME".into(), "localhost".into()),
+        ("HTTP_HOST".into(), "localhost".into()),
+    ]
+}
+
+/// The records of one whole FastCGI request.
+pub fn fcgi_request(id: u16, keep_conn: bool, method: &str, uri: &str, body: &[u8]) -> BytesMut {
+    let mut out = BytesMut::new();
+    let flags = if keep_conn { FLAG_KEEP_CONN } else { 0 };
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags,
+    }
+    .encode(&mut out, id);
+    let mut p = BytesMut::new();
+    for (n, v) in params(method, uri, body.len()) {
+        encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+    }
+    encode_stream(&mut out, RecordType::PARAMS, id, &p);
+    encode_stream_end(&mut out, RecordType::PARAMS, id);
+    encode_stream(&mut out, RecordType::STDIN, id, body);
+    encode_stream_end(&mut out, RecordType::STDIN, id);
+    out
+}
+
+/// A FastCGI response as the client saw it.
+#[derive(Debug, Default, Clone)]
+pub struct FcgiResponse {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub end: Option<EndRequest>,
+}
+
+impl FcgiResponse {
+    /// (status, body) of a complete response.
+    pub fn http(&self) -> (u16, Vec<u8>) {
+        let (head, used) = parse_response_head(&self.stdout, 1 << 20)
+            .expect("valid response head")
+            .expect("complete response head");
+        (head.status.as_u16(), self.stdout[used..].to_vec())
+    }
+
+    pub fn complete(&self) -> bool {
+        self.end
+            .is_some_and(|e| e.protocol_status == ProtocolStatus::REQUEST_COMPLETE)
+    }
+}
+
+/// A blocking FastCGI client connection.
+pub struct FcgiConn<S> {
+    pub stream: S,
+    decoder: RecordDecoder,
+    buf: BytesMut,
+}
+
+impl<S: Read + Write> FcgiConn<S> {
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            decoder: RecordDecoder::new(),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next record, or `None` at EOF.
+    pub fn record(&mut self) -> io::Result<Option<Record>> {
+        loop {
+            if let Some(r) = self
+                .decoder
+                .decode(&mut self.buf)
+                .map_err(io::Error::other)?
+            {
+                return Ok(Some(r));
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads records until every id in `ids` has its END_REQUEST.
+    pub fn responses(&mut self, ids: &[u16]) -> std::collections::HashMap<u16, FcgiResponse> {
+        let mut out: std::collections::HashMap<u16, FcgiResponse> =
+            std::collections::HashMap::new();
+        while ids
+            .iter()
+            .any(|id| out.get(id).is_none_or(|r| r.end.is_none()))
+        {
+            let r = self
+                .record()
+                .unwrap()
+                .expect("connection closed before every END_REQUEST");
+            let entry = out.entry(r.request_id).or_default();
+            match r.record_type {
+                RecordType::STDOUT => entry.stdout.extend_from_slice(&r.content),
+                RecordType::STDERR => entry.stderr.extend_from_slice(&r.content),
+                RecordType::END_REQUEST => entry.end = EndRequest::parse(&r.content),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// One whole request/response on this connection.
+    pub fn call(
+        &mut self,
+        id: u16,
+        keep_conn: bool,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+    ) -> FcgiResponse {
+        let req = fcgi_request(id, keep_conn, method, uri, body);
+        self.send(&req);
+        self.responses(&[id]).remove(&id).unwrap()
+    }
+
+    /// Sends ABORT_REQUEST for `id`.
+    pub fn abort(&mut self, id: u16) {
+        let mut b = BytesMut::new();
+        encode_record(&mut b, RecordType::ABORT_REQUEST, id, &[]);
+        self.send(&b);
+    }
+}
+
+/// One SCGI request on a fresh connection; returns (status, body) and whether the server
+/// closed the connection after the response.
+pub fn scgi_call<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    half_close: impl FnOnce(&S),
+) -> (u16, Vec<u8>) {
+    let mut out = BytesMut::new();
+    let vars = params(method, uri, body.len());
+    let pairs: Vec<(&[u8], &[u8])> = vars
+        .iter()
+        .filter(|(n, _)| n != "CONTENT_LENGTH")
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    ringgate::proto::scgi::encode_header(&mut out, body.len() as u64, &pairs);
+    out.extend_from_slice(body);
+    stream.write_all(&out).unwrap();
+    half_close(&stream);
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let (head, used) = parse_response_head(&response, 1 << 20)
+        .unwrap()
+        .expect("complete head");
+    (head.status.as_u16(), response[used..].to_vec())
+}
+
+/// Half-closes a TCP stream's write side.
+pub fn tcp_half_close(s: &TcpStream) {
+    s.shutdown(Shutdown::Write).unwrap();
+}
+
+/// Leaves the stream as it is.
+pub fn no_half_close<S>(_: &S) {}
+
+/// The bytes `/stream?chunks=N&size=S` must produce.
+pub fn expected_stream(chunks: usize, size: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(chunks * size);
+    for k in 0..chunks {
+        v.extend(std::iter::repeat_n(b'a' + (k % 26) as u8, size));
+    }
+    v
+}
+
+/// Lines of the server's log (for diagnostics).
+pub fn read_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::File::open(path)
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default()
+}
