@@ -28,6 +28,11 @@ use ringgate::rt::conn::{self, ListenerLabels};
 use ringgate::rt::driver::WorkerShared;
 use ringgate::rt::notify;
 
+/// mimalloc for every allocation: per-request objects are small and short-lived, and it
+/// measured faster than glibc malloc on the request path (README, "Measured figures").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Extra time the main thread gives workers beyond the drain timeout before it aborts them.
 const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
