@@ -1,0 +1,237 @@
+//! Unit tests of the configuration: TOML parsing, command-line overrides, validation.
+use super::*;
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("ringgate").chain(args.iter().copied())).unwrap()
+}
+
+fn cfg(args: &[&str], toml: &str) -> Result<Config, ConfigError> {
+    Config::merge(cli(args), parse_toml(toml).unwrap())
+}
+
+const FULL: &str = r#"
+    workers = 3
+    io = "epoll"
+    pin = false
+    metrics = "127.0.0.1:9600"
+    [listeners]
+    fastcgi = ["127.0.0.1:9100", "unix:/tmp/f.sock"]
+    scgi = ["[::1]:9101"]
+    socket_mode = "0660"
+    socket_owner = "root"
+    socket_group = "0"
+    backlog = 77
+    [limits]
+    max_params_bytes = "32KiB"
+    max_params_pairs = 100
+    max_scgi_header_bytes = 1000
+    max_headers = 50
+    max_body_buffer_bytes = "1MiB"
+    max_requests_per_connection = 8
+    max_connections = 500
+    max_in_flight = 600
+    mpxs_conns = false
+    send_queue_high_water = 4096
+    [timeouts]
+    params = "1s"
+    body_idle = "2s"
+    handler = "3m"
+    write = "500ms"
+    keepalive_idle = "5s"
+    drain = "6s"
+    [buffers]
+    count = 16
+    size = "16KiB"
+"#;
+
+#[test]
+fn defaults_without_file_or_options() {
+    let c = cfg(&[], "").unwrap();
+    assert!(c.listeners.is_empty());
+    assert_eq!(c.io, IoMode::Auto);
+    assert!(c.pin);
+    assert_eq!(c.metrics, Some("127.0.0.1:9500".parse().unwrap()));
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.timeouts, Timeouts::default());
+    assert_eq!(c.buffers, BufPoolConfig::default());
+    assert_eq!(c.backlog, DEFAULT_BACKLOG);
+    assert!(c.workers >= 1);
+    let d = Config::default_listeners();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].addr.to_string(), "127.0.0.1:9000");
+    assert_eq!(d[1].protocol, Protocol::Scgi);
+}
+
+#[test]
+fn every_file_key_is_read() {
+    let c = cfg(&[], FULL).unwrap();
+    assert_eq!(c.workers, 3);
+    assert_eq!(c.io, IoMode::Epoll);
+    assert!(!c.pin);
+    assert_eq!(c.metrics, Some("127.0.0.1:9600".parse().unwrap()));
+    assert_eq!(c.listeners.len(), 3);
+    assert_eq!(c.listeners[1].addr, ListenAddr::Unix("/tmp/f.sock".into()));
+    assert_eq!(c.listeners[2].protocol, Protocol::Scgi);
+    assert_eq!(c.socket_files.mode, Some(FileMode(0o660)));
+    assert_eq!(c.socket_files.owner.as_deref(), Some("root"));
+    assert_eq!(c.backlog, 77);
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_params_bytes: 32 * 1024,
+            max_params_pairs: 100,
+            max_scgi_header_bytes: 1000,
+            max_headers: 50,
+            max_body_buffer_bytes: 1 << 20,
+            max_requests_per_connection: 8,
+            max_connections: 500,
+            max_in_flight: 600,
+            mpxs_conns: false,
+            send_queue_high_water: 4096,
+        }
+    );
+    assert_eq!(c.timeouts.handler, Duration::from_secs(180));
+    assert_eq!(c.timeouts.write, Duration::from_millis(500));
+    assert_eq!(c.timeouts.drain, Duration::from_secs(6));
+    assert_eq!(
+        c.buffers,
+        BufPoolConfig {
+            count: 16,
+            size: 16 * 1024
+        }
+    );
+}
+
+#[test]
+fn command_line_overrides_file() {
+    let c = cfg(
+        &[
+            "--workers",
+            "5",
+            "--io",
+            "uring",
+            "--pin",
+            "--no-metrics",
+            "--scgi",
+            "unix:@x",
+            "--max-params-bytes",
+            "1KiB",
+            "--mpxs-conns",
+            "true",
+            "--drain-timeout",
+            "1m",
+            "--buffers-count",
+            "0",
+            "--socket-mode",
+            "600",
+        ],
+        FULL,
+    )
+    .unwrap();
+    assert_eq!(c.workers, 5);
+    assert_eq!(c.io, IoMode::Uring);
+    assert!(c.pin);
+    assert_eq!(c.metrics, None);
+    // Any listener on the command line replaces the file's listeners.
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].addr, ListenAddr::UnixAbstract("x".into()));
+    assert_eq!(c.limits.max_params_bytes, 1024);
+    assert!(c.limits.mpxs_conns);
+    assert_eq!(c.limits.max_params_pairs, 100, "file value kept");
+    assert_eq!(c.timeouts.drain, Duration::from_secs(60));
+    assert_eq!(c.timeouts.params, Duration::from_secs(1), "file value kept");
+    assert_eq!(c.buffers.count, 0);
+    assert_eq!(c.socket_files.mode, Some(FileMode(0o600)));
+    let c = cfg(&["--no-pin", "--metrics", "0.0.0.0:1"], "pin = true").unwrap();
+    assert!(!c.pin);
+    assert_eq!(c.metrics, Some("0.0.0.0:1".parse().unwrap()));
+}
+
+#[test]
+fn metrics_can_be_turned_off_in_the_file() {
+    assert_eq!(cfg(&[], "metrics = \"off\"").unwrap().metrics, None);
+    assert_eq!(cfg(&[], "metrics = false").unwrap().metrics, None);
+    assert!(parse_toml("metrics = \"nowhere\"").is_err());
+}
+
+#[test]
+fn bad_values_give_clear_errors() {
+    let parse_err = |t: &str| parse_toml(t).unwrap_err().to_string();
+    assert!(parse_err("wrkers = 2").contains("unknown field `wrkers`"));
+    assert!(parse_err("io = \"iouring\"").contains("unknown variant"));
+    assert!(parse_err("[listeners]\nfastcgi = [\"localhost:9000\"]").contains("host names"));
+    assert!(parse_err("[timeouts]\nparams = \"10\"").contains("expected a duration"));
+    assert!(parse_err("[limits]\nmax_params_bytes = \"64KB\"").contains("byte count"));
+    assert!(parse_err("[listeners]\nsocket_mode = \"0999\"").contains("octal"));
+
+    let invalid = |args: &[&str], t: &str| cfg(args, t).unwrap_err().to_string();
+    assert!(invalid(&["--workers", "0"], "").contains("workers = 0"));
+    assert!(invalid(&[], "[limits]\nmax_requests_per_connection = 70000").contains("16-bit"));
+    assert!(invalid(&[], "[limits]\nmax_headers = 0").contains("max_headers"));
+    assert!(invalid(&[], "[timeouts]\nwrite = \"0s\"").contains("write"));
+    assert!(invalid(&[], "[buffers]\ncount = 5000").contains("at most 1024"));
+
+    assert!(Cli::try_parse_from(["ringgate", "--io", "fast"]).is_err());
+    assert!(Cli::try_parse_from(["ringgate", "--fastcgi", "nowhere"]).is_err());
+    assert!(Cli::try_parse_from(["ringgate", "--drain-timeout", "soon"]).is_err());
+    assert!(Cli::try_parse_from(["ringgate", "--metrics", "1.2.3.4:5", "--no-metrics"]).is_err());
+}
+
+#[test]
+fn edges_of_ranges() {
+    assert!(cfg(&[], "[limits]\nmax_requests_per_connection = 65535").is_ok());
+    assert!(cfg(&[], "[limits]\nmax_requests_per_connection = 1").is_ok());
+    assert!(cfg(&[], "[limits]\nmax_requests_per_connection = 0").is_err());
+    assert!(cfg(&[], "[buffers]\ncount = 1024").is_ok());
+    assert!(cfg(&[], "[buffers]\ncount = 1025").is_err());
+    assert!(cfg(&[], "[buffers]\ncount = 1\nsize = \"1GiB\"").is_ok());
+    assert!(cfg(&[], "[buffers]\ncount = 1\nsize = 1073741825").is_err());
+    assert_eq!("0".parse::<ByteSize>().unwrap(), ByteSize(0));
+    assert!(format!("{}GiB", usize::MAX).parse::<ByteSize>().is_err());
+}
+
+#[test]
+fn missing_file_is_named() {
+    let mut c = cli(&[]);
+    c.config = Some("/nonexistent/ringgate.toml".into());
+    let e = Config::from_cli(c).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/ringgate.toml"), "{e}");
+}
+
+#[test]
+fn help_mentions_every_file_key() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_long_help().to_string();
+    for key in [
+        "[listeners] fastcgi",
+        "[listeners] scgi",
+        "socket_mode",
+        "socket_owner",
+        "socket_group",
+        "backlog",
+        "workers",
+        "io",
+        "pin",
+        "metrics",
+        "max_params_bytes",
+        "max_params_pairs",
+        "max_scgi_header_bytes",
+        "max_headers",
+        "max_body_buffer_bytes",
+        "max_requests_per_connection",
+        "max_connections",
+        "max_in_flight",
+        "mpxs_conns",
+        "send_queue_high_water",
+        "[timeouts] params",
+        "body_idle",
+        "handler",
+        "write",
+        "keepalive_idle",
+        "drain",
+        "[buffers] count",
+        "[buffers] size",
+    ] {
+        assert!(help.contains(key), "--help does not mention {key}");
+    }
+}
