@@ -203,7 +203,7 @@ pub struct Sent {
 }
 
 /// A tokio-uring stream socket (`TcpStream` or `UnixStream`).
-pub trait UringStream: AsRawFd {
+pub trait UringWriteOps: AsRawFd {
     /// One `IORING_OP_WRITE`.
     fn write_op<T: BoundedBuf>(
         &self,
@@ -216,7 +216,7 @@ pub trait UringStream: AsRawFd {
     ) -> impl std::future::Future<Output = tokio_uring::BufResult<usize, T>>;
 }
 
-impl UringStream for tokio_uring::net::TcpStream {
+impl UringWriteOps for tokio_uring::net::TcpStream {
     async fn write_op<T: BoundedBuf>(&self, buf: T) -> tokio_uring::BufResult<usize, T> {
         self.write(buf).submit().await
     }
@@ -228,7 +228,7 @@ impl UringStream for tokio_uring::net::TcpStream {
     }
 }
 
-impl UringStream for tokio_uring::net::UnixStream {
+impl UringWriteOps for tokio_uring::net::UnixStream {
     async fn write_op<T: BoundedBuf>(&self, buf: T) -> tokio_uring::BufResult<usize, T> {
         self.write(buf).submit().await
     }
@@ -267,13 +267,13 @@ macro_rules! send_loop {
 }
 
 /// Send all of `buf` with plain writes.
-pub async fn send_plain<S: UringStream, T: IoBuf>(stream: &S, buf: T) -> (io::Result<Sent>, T) {
+pub async fn send_plain<S: UringWriteOps, T: IoBuf>(stream: &S, buf: T) -> (io::Result<Sent>, T) {
     let total = IoBuf::bytes_init(&buf);
     send_loop!(buf, total, |slice| stream.write_op(slice))
 }
 
 /// Send the first `len` bytes of a registered buffer with fixed writes.
-pub async fn send_fixed<S: UringStream>(
+pub async fn send_fixed<S: UringWriteOps>(
     stream: &S,
     buf: FixedBuf,
     len: usize,
@@ -288,7 +288,7 @@ pub async fn send_fixed<S: UringStream>(
 /// Most responses fit into the socket buffer, and then this costs one system call instead
 /// of an io_uring round trip (which in tokio-uring is an `io_uring_enter` plus the
 /// runtime's `epoll_wait` on the ring, and a task wake-up).
-pub async fn send_direct<S: UringStream, T: IoBuf>(stream: &S, buf: T) -> (io::Result<Sent>, T) {
+pub async fn send_direct<S: UringWriteOps, T: IoBuf>(stream: &S, buf: T) -> (io::Result<Sent>, T) {
     let total = IoBuf::bytes_init(&buf);
     let mut sent = Sent::default();
     if total > 0 {
