@@ -179,6 +179,7 @@ fn run(config: Config) -> Result<(), String> {
         workers = workers.len(),
         uring,
         epoll = workers.len() - uring,
+        application = "demo (/hello, /echo, /stream, /status/NNN, /slow, /env, /echo-env)",
         "ready"
     );
     notify::ready(&status);
