@@ -176,6 +176,17 @@ fn params_bytes(params: &[(String, String)]) -> BytesMut {
     b
 }
 
+/// A BEGIN_REQUEST with KEEP_CONN, to which a test appends the rest of its request.
+fn begin(role: Role, id: u16) -> BytesMut {
+    let mut out = BytesMut::new();
+    BeginRequest {
+        role,
+        flags: FLAG_KEEP_CONN,
+    }
+    .encode(&mut out, id);
+    out
+}
+
 /// BEGIN_REQUEST + PARAMS + empty PARAMS + STDIN(body) + empty STDIN.
 fn request(id: u16, role: Role, flags: u8, uri: &str, body: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();
@@ -371,12 +382,7 @@ fn sixteen_interleaved_requests_byte_by_byte() {
 #[test]
 fn input_padding_is_skipped() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 3);
+    let mut input = begin(Role::RESPONDER, 3);
     // A PARAMS record with 200 bytes of padding, built by hand.
     let params = params_bytes(&nginx_params("/pad", "GET", 0));
     input.extend_from_slice(&[
@@ -576,12 +582,7 @@ fn oversized_params_get_431_before_reaching_the_application() {
         max_params_bytes: 1024,
         ..Limits::default()
     });
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 1);
+    let mut input = begin(Role::RESPONDER, 1);
     let mut params = BytesMut::new();
     encode_pair(&mut params, b"HTTP_COOKIE", &[b'c'; 2000]);
     encode_stream(&mut input, RecordType::PARAMS, 1, &params);
@@ -603,12 +604,7 @@ fn oversized_params_get_431_before_reaching_the_application() {
 #[test]
 fn a_bad_server_protocol_is_a_400_not_a_crash() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 1);
+    let mut input = begin(Role::RESPONDER, 1);
     let mut params = nginx_params("/x", "GET", 0);
     params.retain(|(n, _)| n != "SERVER_PROTOCOL");
     params.push(("SERVER_PROTOCOL".into(), "SPDY/9".into()));
@@ -826,12 +822,7 @@ fn stderr_is_its_own_stream() {
 #[test]
 fn filter_role_data_stream_reaches_the_handler() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::FILTER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 4);
+    let mut input = begin(Role::FILTER, 4);
     let mut params = nginx_params("/f", "GET", 0);
     params.push(("FCGI_DATA_LENGTH".into(), "5".into()));
     params.push(("FCGI_DATA_LAST_MOD".into(), "1700000000".into()));
@@ -868,12 +859,7 @@ fn authorizer_role_is_accepted() {
 #[test]
 fn params_timeout_answers_408_and_keepalive_idle_closes() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 1);
+    let mut input = begin(Role::RESPONDER, 1);
     sim.feed(&input);
     sim.advance(Timeouts::DEFAULT_PARAMS + Duration::from_millis(1));
     let (stdout, _) = response_of(&sim.flush(), 1);
@@ -889,12 +875,7 @@ fn params_timeout_answers_408_and_keepalive_idle_closes() {
 #[test]
 fn body_idle_timeout_aborts_the_request() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut input, 1);
+    let mut input = begin(Role::RESPONDER, 1);
     encode_stream(
         &mut input,
         RecordType::PARAMS,
