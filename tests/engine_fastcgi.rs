@@ -859,7 +859,7 @@ fn authorizer_role_is_accepted() {
 #[test]
 fn params_timeout_answers_408_and_keepalive_idle_closes() {
     let mut sim = Sim::new(Limits::default());
-    let mut input = begin(Role::RESPONDER, 1);
+    let input = begin(Role::RESPONDER, 1);
     sim.feed(&input);
     sim.advance(Timeouts::DEFAULT_PARAMS + Duration::from_millis(1));
     let (stdout, _) = response_of(&sim.flush(), 1);
