@@ -234,13 +234,22 @@ fn sigterm_under_load_loses_nothing(io: &str) {
         .map(|i| {
             std::thread::spawn(move || {
                 let mut c = FcgiConn::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
-                c.call(1, false, "GET", &format!("/slow?ms={}", 300 + i * 10), b"")
+                c.call(1, false, "GET", &format!("/slow?ms={}", 500 + i * 10), b"")
                     .http()
                     .0
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(150));
+    // SIGTERM once all 40 are in flight in the server (not merely sent), so the test does not
+    // depend on how fast this machine starts threads.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&server.scrape(), "ringgate_requests_in_flight") < 40.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the 40 requests never were in flight together"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     server.terminate();
     let statuses: Vec<u16> = clients.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -354,7 +363,14 @@ fn worker_in_flight_limit_refuses_with_overloaded_and_503(io: &str) {
             c
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&server.scrape(), "ringgate_requests_in_flight") < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the two slow requests never were in flight"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let refused = server.fcgi().call(1, true, "GET", "/hello", b"");
     assert!(refused.stdout.is_empty());
     assert_eq!(
