@@ -19,7 +19,7 @@ use crate::metrics::SendMode;
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// An io_uring stream (TCP or Unix), shared by the read and the write half.
-pub trait UringStream: 'static {
+pub trait UringStream: std::os::fd::AsRawFd + 'static {
     /// Reads into `buf` from its start.
     fn read(&self, buf: Vec<u8>)
         -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)>;
@@ -89,6 +89,10 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
             }
             Some(PoolBuf::Heap(mut b)) => {
                 b.clear();
+                if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut b) {
+                    self.buf = Some(PoolBuf::Heap(b));
+                    return result;
+                }
                 let (r, b) = self.stream.read(b).await;
                 (r, PoolBuf::Heap(b))
             }
@@ -113,6 +117,34 @@ impl<S: UringStream> WriteHalf for UringWrite<S> {
     }
     fn shutdown(&mut self) {
         let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+/// One non-blocking `recv(2)` into `buf`'s spare capacity: `Some` with its result when the
+/// socket had bytes, an EOF or an error, `None` when it would block (then the caller arms an
+/// io_uring read). Data already waiting, as with a multiplexing or pipelining peer, then costs
+/// one system call instead of a submission and two wake-ups.
+fn recv_now(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is writable memory owned by `buf` for the duration of the call, and
+    // recv(2) writes at most `spare.len()` bytes into it.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        // SAFETY: recv(2) initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(n as usize) };
+        return Some(Ok(n as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
     }
 }
 
