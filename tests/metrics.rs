@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Polls the endpoint until `series` reaches `want` (metrics are recorded as events happen,
-/// but the client may see its response a moment before the server counts the close).
-fn wait_metric(server: &Server, series: &str, want: f64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = server.scrape();
-        if metric(&text, series) == want {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} = {} (want {want})\n{text}",
-            metric(&text, series)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn slow_reader_raises_producer_stalls() {
     let server = Server::start("uring", &["--send-queue-high-water", "65536"]);
@@ -66,7 +48,7 @@ fn abort_request_counts_peer_abort() {
     std::thread::sleep(Duration::from_millis(100));
     c.abort(1);
     c.responses(&[1]);
-    wait_metric(&server, "ringgate_aborts_total{cause=\"peer_abort\"}", 1.0);
+    server.wait_metric("ringgate_aborts_total{cause=\"peer_abort\"}", |v| v == 1.0);
 }
 
 #[test]
@@ -76,10 +58,9 @@ fn client_half_close_counts_read_side() {
     // The half-close arrives while the response is still owed (the handler sleeps).
     let (status, body) = scgi_call(tcp, "GET", "/slow?ms=300", b"", tcp_half_close);
     assert_eq!((status, body), (200, b"slept 300 ms\n".to_vec()));
-    let text = wait_metric(
-        &server,
+    let text = server.wait_metric(
         "ringgate_half_closes_total{side=\"read\",protocol=\"scgi\"}",
-        1.0,
+        |v| v == 1.0,
     );
     assert_eq!(
         metric(&text, "ringgate_aborts_total{cause=\"connection_lost\"}"),
@@ -102,11 +83,9 @@ fn disconnect_mid_response_counts_connection_lost() {
     assert!(!first.content.is_empty());
     c.stream.shutdown(Shutdown::Both).unwrap();
     drop(c);
-    wait_metric(
-        &server,
-        "ringgate_aborts_total{cause=\"connection_lost\"}",
-        1.0,
-    );
+    server.wait_metric("ringgate_aborts_total{cause=\"connection_lost\"}", |v| {
+        v == 1.0
+    });
 }
 
 #[test]
@@ -121,10 +100,9 @@ fn over_limit_request_counts_the_limit() {
         "{:?}",
         String::from_utf8_lossy(&response)
     );
-    wait_metric(
-        &server,
+    server.wait_metric(
         "ringgate_limit_hits_total{limit=\"max_scgi_header_bytes\"}",
-        1.0,
+        |v| v == 1.0,
     );
 }
 
@@ -136,10 +114,9 @@ fn requests_are_counted_by_protocol_and_status_class() {
         assert_eq!(c.call(1, true, "GET", "/hello", b"").http().0, 200);
     }
     assert_eq!(c.call(1, true, "GET", "/status/503", b"").http().0, 503);
-    let text = wait_metric(
-        &server,
+    let text = server.wait_metric(
         "ringgate_requests_finished_total{protocol=\"fastcgi\",status_class=\"2xx\"}",
-        3.0,
+        |v| v == 3.0,
     );
     assert_eq!(
         metric(

@@ -242,14 +242,7 @@ fn sigterm_under_load_loses_nothing(io: &str) {
         .collect();
     // SIGTERM once all 40 are in flight in the server (not merely sent), so the test does not
     // depend on how fast this machine starts threads.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&server.scrape(), "ringgate_requests_in_flight") < 40.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the 40 requests never were in flight together"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_metric("ringgate_requests_in_flight", |v| v >= 40.0);
     server.terminate();
     let statuses: Vec<u16> = clients.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -336,22 +329,16 @@ fn timeouts_are_enforced(io: &str) {
         "/stream?chunks=4096&size=65536",
         b"",
     ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = server.scrape();
-        if metric(&text, "ringgate_limit_hits_total{limit=\"write_timeout\"}") >= 1.0 {
-            assert!(
-                metric(
-                    &text,
-                    "ringgate_limit_hits_total{limit=\"handler_timeout\"}"
-                ) >= 1.0
-            );
-            assert!(metric(&text, "ringgate_limit_hits_total{limit=\"params_timeout\"}") >= 1.0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "write timeout never fired");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let text = server.wait_metric("ringgate_limit_hits_total{limit=\"write_timeout\"}", |v| {
+        v >= 1.0
+    });
+    assert!(
+        metric(
+            &text,
+            "ringgate_limit_hits_total{limit=\"handler_timeout\"}"
+        ) >= 1.0
+    );
+    assert!(metric(&text, "ringgate_limit_hits_total{limit=\"params_timeout\"}") >= 1.0);
 }
 
 fn worker_in_flight_limit_refuses_with_overloaded_and_503(io: &str) {
@@ -363,14 +350,7 @@ fn worker_in_flight_limit_refuses_with_overloaded_and_503(io: &str) {
             c
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&server.scrape(), "ringgate_requests_in_flight") < 2.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the two slow requests never were in flight"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_metric("ringgate_requests_in_flight", |v| v >= 2.0);
     let refused = server.fcgi().call(1, true, "GET", "/hello", b"");
     assert!(refused.stdout.is_empty());
     assert_eq!(

@@ -174,6 +174,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Polls `/metrics` until `series` satisfies `ok` (metrics are recorded as events happen,
+    /// a client may see its answer a moment before the server counts it); returns the scrape.
+    /// Fails after 10 s.
+    pub fn wait_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.scrape();
+            if ok(metric(&text, series)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} = {} never reached the expected value\n{text}",
+                metric(&text, series)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
