@@ -275,7 +275,7 @@ impl Group {
         if spec.behaviour == Behaviour::HalfClose {
             *shut = true;
             if t.recorded {
-                w.stats.borrow_mut().half_closes += 1;
+                w.stats.borrow_mut().scenario.half_closes += 1;
             }
         }
         self.slots[i] = Slot::Busy(InFlight {
@@ -354,7 +354,7 @@ impl Group {
                     &[],
                 );
                 if f.ticket.recorded {
-                    w.stats.borrow_mut().aborts_sent += 1;
+                    w.stats.borrow_mut().scenario.aborts_sent += 1;
                 }
             }
         }
@@ -400,7 +400,7 @@ impl Group {
                             f.paused = true;
                             *paused_until = Some(now + pause);
                             if f.ticket.recorded {
-                                w.stats.borrow_mut().reader_pauses += 1;
+                                w.stats.borrow_mut().scenario.reader_pauses += 1;
                             }
                         }
                         Behaviour::Disconnect => {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::config::Plan;
 use crate::runner::RunResult;
-use crate::stats::ErrorKind;
+use crate::stats::{ErrorKind, ScenarioCounts};
 use crate::target::Protocol;
 
 /// Latency percentiles in milliseconds.
@@ -29,25 +29,6 @@ pub struct Latency {
     pub max: f64,
     /// Mean.
     pub mean: f64,
-}
-
-/// Counters of the scenarios' client behaviours.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ScenarioCounts {
-    /// `ABORT_REQUEST` records sent.
-    pub aborts_sent: u64,
-    /// Aborted requests ended by `END_REQUEST`.
-    pub aborts_ended: u64,
-    /// Aborted requests whose connection the server closed.
-    pub aborts_closed: u64,
-    /// Connections closed mid-response on purpose.
-    pub disconnects: u64,
-    /// Requests sent with a half-closed connection.
-    pub half_closes: u64,
-    /// Read pauses taken.
-    pub reader_pauses: u64,
-    /// Requests dropped because another on their connection failed.
-    pub cancelled: u64,
 }
 
 /// The generator's CPU use.
@@ -168,15 +149,7 @@ impl Summary {
             errors,
             errors_by_class,
             errors_total: s.total_errors(),
-            scenario_counts: ScenarioCounts {
-                aborts_sent: s.aborts_sent,
-                aborts_ended: s.aborts_ended,
-                aborts_closed: s.aborts_closed,
-                disconnects: s.disconnects,
-                half_closes: s.half_closes,
-                reader_pauses: s.reader_pauses,
-                cancelled: s.cancelled,
-            },
+            scenario_counts: s.scenario.clone(),
             warmup_requests: s.warmup,
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
@@ -257,7 +230,7 @@ impl Summary {
             .collect();
         let _ = writeln!(o, "errors    {}", list_or_none(&errors));
         let c = &self.scenario_counts;
-        if c != &ScenarioCounts::zero() {
+        if c != &ScenarioCounts::default() {
             let _ = writeln!(
                 o,
                 "scenario  aborts sent {} (ended by END_REQUEST {}, by close {}), disconnects {}, \
@@ -290,20 +263,6 @@ impl Summary {
             self.cpu.user_s, self.cpu.system_s
         );
         o
-    }
-}
-
-impl ScenarioCounts {
-    fn zero() -> Self {
-        Self {
-            aborts_sent: 0,
-            aborts_ended: 0,
-            aborts_closed: 0,
-            disconnects: 0,
-            half_closes: 0,
-            reader_pauses: 0,
-            cancelled: 0,
-        }
     }
 }
 

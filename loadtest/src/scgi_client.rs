@@ -63,7 +63,7 @@ async fn exchange(
             return Outcome::Error(ErrorKind::Io);
         }
         if t.recorded {
-            w.stats.borrow_mut().half_closes += 1;
+            w.stats.borrow_mut().scenario.half_closes += 1;
         }
     }
     reader.start(spec.method.eq_ignore_ascii_case("HEAD"));
@@ -89,7 +89,7 @@ async fn exchange(
             Behaviour::SlowReader { pause } if !paused => {
                 paused = true;
                 if t.recorded {
-                    w.stats.borrow_mut().reader_pauses += 1;
+                    w.stats.borrow_mut().scenario.reader_pauses += 1;
                 }
                 tokio::time::sleep(pause).await;
             }

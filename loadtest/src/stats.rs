@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 
 /// Highest latency the histogram records exactly (longer ones are clamped to it): one hour.
 pub const MAX_RECORDED_LATENCY: Duration = Duration::from_secs(3600);
@@ -147,17 +148,9 @@ pub struct Progress {
     pub warmup: AtomicU64,
 }
 
-/// Counters of one thread (or, after [`Stats::merge`], of the run).
-#[derive(Clone, Debug)]
-pub struct Stats {
-    /// Latency of completed requests in nanoseconds.
-    pub latency: Histogram<u64>,
-    /// Complete responses.
-    pub ok: u64,
-    /// Failures, indexed like [`ErrorKind::ALL`].
-    pub errors: [u64; ErrorKind::ALL.len()],
-    /// Complete responses by HTTP status (index = status, 0..=999).
-    pub statuses: Vec<u64>,
+/// Counters of the scenarios' client behaviours (part of [`Stats`], reported as they are).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ScenarioCounts {
     /// `ABORT_REQUEST` records sent.
     pub aborts_sent: u64,
     /// Aborted requests the server ended with `END_REQUEST`.
@@ -172,6 +165,33 @@ pub struct Stats {
     pub reader_pauses: u64,
     /// Requests dropped because another request on their connection failed.
     pub cancelled: u64,
+}
+
+impl ScenarioCounts {
+    fn merge(&mut self, other: &Self) {
+        self.aborts_sent += other.aborts_sent;
+        self.aborts_ended += other.aborts_ended;
+        self.aborts_closed += other.aborts_closed;
+        self.disconnects += other.disconnects;
+        self.half_closes += other.half_closes;
+        self.reader_pauses += other.reader_pauses;
+        self.cancelled += other.cancelled;
+    }
+}
+
+/// Counters of one thread (or, after [`Stats::merge`], of the run).
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Latency of completed requests in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Complete responses.
+    pub ok: u64,
+    /// Failures, indexed like [`ErrorKind::ALL`].
+    pub errors: [u64; ErrorKind::ALL.len()],
+    /// Complete responses by HTTP status (index = status, 0..=999).
+    pub statuses: Vec<u64>,
+    /// What the scenarios' client behaviours did.
+    pub scenario: ScenarioCounts,
     /// Requests that ended during the warmup (not in any other counter).
     pub warmup: u64,
     /// Bytes read from sockets after the warmup.
@@ -203,13 +223,7 @@ impl Stats {
             ok: 0,
             errors: [0; ErrorKind::ALL.len()],
             statuses: vec![0; 1000],
-            aborts_sent: 0,
-            aborts_ended: 0,
-            aborts_closed: 0,
-            disconnects: 0,
-            half_closes: 0,
-            reader_pauses: 0,
-            cancelled: 0,
+            scenario: ScenarioCounts::default(),
             warmup: 0,
             bytes_in: 0,
             bytes_out: 0,
@@ -241,10 +255,10 @@ impl Stats {
                 self.errors[kind.index()] += 1;
                 progress.errors.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::AbortEnded => self.aborts_ended += 1,
-            Outcome::AbortClosed => self.aborts_closed += 1,
-            Outcome::Disconnected => self.disconnects += 1,
-            Outcome::Cancelled => self.cancelled += 1,
+            Outcome::AbortEnded => self.scenario.aborts_ended += 1,
+            Outcome::AbortClosed => self.scenario.aborts_closed += 1,
+            Outcome::Disconnected => self.scenario.disconnects += 1,
+            Outcome::Cancelled => self.scenario.cancelled += 1,
         }
     }
 
@@ -262,10 +276,10 @@ impl Stats {
     pub fn total_requests(&self) -> u64 {
         self.ok
             + self.total_errors()
-            + self.aborts_ended
-            + self.aborts_closed
-            + self.disconnects
-            + self.cancelled
+            + self.scenario.aborts_ended
+            + self.scenario.aborts_closed
+            + self.scenario.disconnects
+            + self.scenario.cancelled
     }
 
     /// Adds `other` into `self` (histograms included).
@@ -279,13 +293,7 @@ impl Stats {
         for (a, b) in self.statuses.iter_mut().zip(&other.statuses) {
             *a += b;
         }
-        self.aborts_sent += other.aborts_sent;
-        self.aborts_ended += other.aborts_ended;
-        self.aborts_closed += other.aborts_closed;
-        self.disconnects += other.disconnects;
-        self.half_closes += other.half_closes;
-        self.reader_pauses += other.reader_pauses;
-        self.cancelled += other.cancelled;
+        self.scenario.merge(&other.scenario);
         self.warmup += other.warmup;
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;

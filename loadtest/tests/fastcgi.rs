@@ -28,7 +28,7 @@ fn assert_only(r: &RunResult, kind: ErrorKind, n: u64) {
         assert_eq!(s.error_count(k), want, "{} (all: {:?})", k.name(), s.errors);
     }
     assert_eq!(s.ok, 0);
-    assert_eq!(s.cancelled, 0);
+    assert_eq!(s.scenario.cancelled, 0);
     assert_eq!(s.total_requests(), n);
 }
 
@@ -192,8 +192,8 @@ fn abort_scenario_counts_end_requests() {
         ],
     );
     let s = &r.stats;
-    assert_eq!(s.aborts_sent, 6);
-    assert_eq!(s.aborts_ended, 6);
+    assert_eq!(s.scenario.aborts_sent, 6);
+    assert_eq!(s.scenario.aborts_ended, 6);
     assert_eq!((s.ok, s.total_errors(), s.total_requests()), (0, 0, 6));
 }
 
@@ -205,7 +205,7 @@ fn half_close_still_gets_the_response() {
         &["-n", "10", "-c", "2", "-k", "--scenario", "half-close"],
     );
     assert_eq!(
-        (r.stats.ok, r.stats.half_closes),
+        (r.stats.ok, r.stats.scenario.half_closes),
         (10, 10),
         "{:?}",
         r.stats.errors
@@ -223,7 +223,7 @@ fn disconnect_scenario() {
         &url,
         &["-n", "8", "-c", "2", "-k", "--scenario", "disconnect"],
     );
-    assert_eq!(r.stats.disconnects, 8);
+    assert_eq!(r.stats.scenario.disconnects, 8);
     assert_eq!((r.stats.ok, r.stats.total_errors()), (0, 0));
 }
 
@@ -246,7 +246,7 @@ fn slow_reader_pauses_and_still_verifies() {
         ],
     );
     assert_eq!(
-        (r.stats.ok, r.stats.reader_pauses),
+        (r.stats.ok, r.stats.scenario.reader_pauses),
         (4, 4),
         "{:?}",
         r.stats.errors
@@ -332,10 +332,10 @@ fn mixed_scenario_accounts_for_every_request() {
     assert_eq!(s.total_errors(), 0, "{:?}", s.errors);
     assert_eq!(s.total_requests(), 100);
     // Weights 40+20+10+5+5+5+5+5+5 = 100: 5 aborts, 5 disconnects, 5 half-closes.
-    assert_eq!(s.aborts_sent, 5);
-    assert_eq!(s.aborts_ended, 5);
-    assert_eq!(s.disconnects, 5);
-    assert_eq!(s.half_closes, 5);
+    assert_eq!(s.scenario.aborts_sent, 5);
+    assert_eq!(s.scenario.aborts_ended, 5);
+    assert_eq!(s.scenario.disconnects, 5);
+    assert_eq!(s.scenario.half_closes, 5);
     assert_eq!(s.ok, 90);
     let statuses: u64 = s.status_counts().iter().map(|(_, n)| n).sum();
     assert_eq!(statuses, 90);

@@ -240,7 +240,7 @@ fn php_fpm() {
     ];
     let r = run(&fpm, &abort);
     assert_eq!(
-        (r.stats.aborts_sent, r.stats.aborts_ended),
+        (r.stats.scenario.aborts_sent, r.stats.scenario.aborts_ended),
         (4, 4),
         "{:?}",
         r.stats.errors
@@ -251,13 +251,16 @@ fn php_fpm() {
     // connection level (reset or close), never with a protocol error.
     let r = run(&fpm, &[&abort[..], &["-k"]].concat());
     let s = &r.stats;
-    assert_eq!(s.aborts_sent, s.aborts_ended + s.aborts_closed);
+    assert_eq!(
+        s.scenario.aborts_sent,
+        s.scenario.aborts_ended + s.scenario.aborts_closed
+    );
     assert_eq!(s.total_requests(), 4);
     let conn_level = s.error_count(ErrorKind::Io) + s.error_count(ErrorKind::ClosedBeforeResponse);
     assert_eq!(s.total_errors(), conn_level, "{:?}", s.errors);
     println!(
         "php-fpm, abort with keep-conn: {} aborts ended, {} requests failed at the connection level",
-        s.aborts_ended, conn_level
+        s.scenario.aborts_ended, conn_level
     );
 
     let r = run(
@@ -275,7 +278,7 @@ fn php_fpm() {
         ],
     );
     assert_eq!(
-        (r.stats.ok, r.stats.half_closes),
+        (r.stats.ok, r.stats.scenario.half_closes),
         (8, 8),
         "{:?}",
         r.stats.errors

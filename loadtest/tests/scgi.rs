@@ -66,13 +66,16 @@ fn scenarios() {
     let url = support::scgi_tcp();
     let r = run(&url, &["-n", "5", "-c", "1", "-s", "half-close"]);
     assert_eq!(
-        (r.stats.ok, r.stats.half_closes),
+        (r.stats.ok, r.stats.scenario.half_closes),
         (5, 5),
         "{:?}",
         r.stats.errors
     );
     let r = run(&url, &["-n", "5", "-c", "1", "-s", "disconnect"]);
-    assert_eq!((r.stats.disconnects, r.stats.total_errors()), (5, 0));
+    assert_eq!(
+        (r.stats.scenario.disconnects, r.stats.total_errors()),
+        (5, 0)
+    );
     let r = run(
         &url,
         &[
@@ -88,7 +91,7 @@ fn scenarios() {
         ],
     );
     assert_eq!(
-        (r.stats.ok, r.stats.reader_pauses),
+        (r.stats.ok, r.stats.scenario.reader_pauses),
         (3, 3),
         "{:?}",
         r.stats.errors
@@ -101,5 +104,5 @@ fn scenarios() {
     );
     assert_eq!(r.stats.total_errors(), 0, "{:?}", r.stats.errors);
     assert_eq!(r.stats.total_requests(), 45);
-    assert_eq!(r.stats.aborts_sent, 0, "no abort over SCGI");
+    assert_eq!(r.stats.scenario.aborts_sent, 0, "no abort over SCGI");
 }
