@@ -85,6 +85,8 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time an idle kept-alive connection stays open.
 pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT: Duration = EngineTimeouts::DEFAULT_KEEPALIVE_IDLE;
+/// Default quiet time before an idle connection closes while draining.
+pub const DEFAULT_DRAIN_LINGER: Duration = EngineTimeouts::DEFAULT_DRAIN_LINGER;
 /// Default time in-flight work gets after SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = crate::rt::serve::DEFAULT_DRAIN_TIMEOUT;
 
@@ -240,6 +242,12 @@ pub struct Cli {
     /// Time in-flight requests get after SIGTERM/SIGINT [default: 30s]. config: [timeouts] drain
     #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
+
+    /// While draining, how long an idle connection must stay quiet before it closes, so a
+    /// request already on its way is answered (refused) rather than lost [default: 250ms].
+    /// config: [timeouts] drain_linger
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub drain_linger: Option<Duration>,
 
     /// Registered (io_uring fixed) buffers per worker; 0 disables them [default: 0, since
     /// they measured no faster on sockets]. config: [buffers] count
@@ -447,6 +455,7 @@ pub struct FileTimeouts {
     pub write: Option<HumanDuration>,
     pub keepalive_idle: Option<HumanDuration>,
     pub drain: Option<HumanDuration>,
+    pub drain_linger: Option<HumanDuration>,
 }
 
 /// `[buffers]`
@@ -516,6 +525,8 @@ pub struct Timeouts {
     pub keepalive_idle: Duration,
     /// Drain after a shutdown signal.
     pub drain: Duration,
+    /// Quiet time before an idle connection closes while draining.
+    pub drain_linger: Duration,
 }
 
 impl Default for Timeouts {
@@ -527,6 +538,7 @@ impl Default for Timeouts {
             write: DEFAULT_WRITE_TIMEOUT,
             keepalive_idle: DEFAULT_KEEPALIVE_IDLE_TIMEOUT,
             drain: DEFAULT_DRAIN_TIMEOUT,
+            drain_linger: DEFAULT_DRAIN_LINGER,
         }
     }
 }
@@ -555,6 +567,7 @@ impl Timeouts {
             params: self.params,
             body_idle: self.body_idle,
             keepalive_idle: self.keepalive_idle,
+            drain_linger: self.drain_linger,
         }
     }
 }
@@ -731,6 +744,7 @@ impl Config {
                 dt.keepalive_idle,
             ),
             drain: dur(cli.drain_timeout, ft.drain, dt.drain),
+            drain_linger: dur(cli.drain_linger, ft.drain_linger, dt.drain_linger),
         };
         let buffers = BufPoolConfig {
             count: cli

@@ -16,6 +16,7 @@ pub mod channel;
 pub mod config;
 pub mod metrics;
 pub mod proto;
+mod rate_limited_log;
 pub mod rt;
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -24,6 +24,7 @@ enum Step {
     Flush,
     ReadClosed,
     WriteFailed,
+    Drain,
 }
 
 fuzz_target!(|steps: Vec<Step>| {
@@ -39,6 +40,7 @@ fuzz_target!(|steps: Vec<Step>| {
         params: Duration::from_millis(500),
         body_idle: Duration::from_millis(700),
         keepalive_idle: Duration::from_millis(900),
+        drain_linger: Duration::from_millis(300),
     };
     let mut now = Instant::now();
     let mut engine = FastCgiEngine::new(limits, timeouts, now);
@@ -92,6 +94,7 @@ fuzz_target!(|steps: Vec<Step>| {
             }
             Step::ReadClosed => engine.handle_read_closed(now),
             Step::WriteFailed => engine.handle_write_failed(now),
+            Step::Drain => engine.drain(now),
             _ => {}
         }
         while let Some(event) = engine.poll_event() {
@@ -109,6 +112,14 @@ fuzz_target!(|steps: Vec<Step>| {
         assert!(
             engine.in_flight() <= 8,
             "more requests than max_requests_per_connection"
+        );
+        // Input is decoded only below the send-queue mark, so whatever the peer asks for, the
+        // queue exceeds the mark by at most one step's output (a response body of at most
+        // 64 KiB, or the replies to one read's records).
+        assert!(
+            engine.queued_output() <= 8192 + 65536 + 8 * 1024,
+            "send queue unbounded: {}",
+            engine.queued_output()
         );
     }
 });

@@ -32,6 +32,7 @@ fuzz_target!(|steps: Vec<Step>| {
         params: Duration::from_millis(500),
         body_idle: Duration::from_millis(700),
         keepalive_idle: Duration::from_millis(900),
+        drain_linger: Duration::from_millis(300),
     };
     let mut now = Instant::now();
     let mut engine = StreamEngine::scgi(limits, timeouts, now);

@@ -92,7 +92,8 @@ pub struct FastCgiEngine {
     /// A request without KEEP_CONN ended: close once the others are done.
     close_when_idle: bool,
     read_closed: bool,
-    draining: bool,
+    /// When the server began draining.
+    draining: Option<Instant>,
     closed: Option<CloseReason>,
     idle_since: Instant,
     input_stalled_since: Option<Instant>,
@@ -114,7 +115,7 @@ impl FastCgiEngine {
             events: VecDeque::new(),
             close_when_idle: false,
             read_closed: false,
-            draining: false,
+            draining: None,
             closed: None,
             idle_since: now,
             input_stalled_since: None,
@@ -286,7 +287,7 @@ impl FastCgiEngine {
         if !self.limits.mpxs_conns && !self.requests.is_empty() {
             return self.refuse(id, ProtocolStatus::CANT_MPX_CONN);
         }
-        if self.draining || self.close_when_idle {
+        if self.draining.is_some() || self.close_when_idle {
             return self.refuse(id, ProtocolStatus::OVERLOADED);
         }
         if self.requests.len() >= self.limits.max_requests_per_connection {
@@ -441,6 +442,39 @@ impl FastCgiEngine {
         }
     }
 
+    /// Decodes and handles buffered records while the send queue is under its mark. Records
+    /// left over wait in `input` (at most one read's worth: `wants_read` is false meanwhile)
+    /// until [`Channel::handle_sent`] brings the queue back under the mark, so whatever the
+    /// peer asks for, replies the engine writes itself included, stays bounded.
+    fn process_input(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        while !self.out.over_high_water() && self.closed.is_none() {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(record)) => self.handle_record(record, now),
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_error("bad_record");
+                    self.closed = Some(CloseReason::ProtocolError);
+                    self.input.clear();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing in flight and nothing to send.
+    fn idle(&self) -> bool {
+        self.requests.is_empty() && self.out.queued() == 0
+    }
+
+    /// While draining and idle: when the connection may close (quiet for the linger time
+    /// since the drain began or since it last sent something, whichever is later).
+    fn drain_deadline(&self) -> Option<Instant> {
+        let since = self.draining?;
+        self.idle()
+            .then(|| since.max(self.idle_since) + self.timeouts.drain_linger)
+    }
+
     fn slot_with_output(&self, key: RequestKey) -> Result<(usize, Output), ApiError> {
         let slot = self.lookup(key)?;
         Ok((slot, self.requests[slot].output))
@@ -463,18 +497,7 @@ impl Channel for FastCgiEngine {
             return Ok(());
         }
         self.input.extend_from_slice(data);
-        loop {
-            match self.decoder.decode(&mut self.input) {
-                Ok(Some(record)) => self.handle_record(record, now),
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    self.protocol_error("bad_record");
-                    self.closed = Some(CloseReason::ProtocolError);
-                    self.input.clear();
-                    return Err(e.into());
-                }
-            }
-        }
+        self.process_input(now)
     }
 
     fn handle_read_closed(&mut self, now: Instant) {
@@ -539,7 +562,10 @@ impl Channel for FastCgiEngine {
     }
 
     fn wants_read(&self) -> bool {
-        self.closed.is_none() && !self.read_closed && self.input_stalled_since.is_none()
+        self.closed.is_none()
+            && !self.read_closed
+            && self.input_stalled_since.is_none()
+            && !self.out.over_high_water()
     }
 
     fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk {
@@ -647,7 +673,12 @@ impl Channel for FastCgiEngine {
 
     fn handle_sent(&mut self, n: usize, now: Instant) {
         self.out.sent(n, now, &mut self.events);
-        if self.requests.is_empty() && self.out.queued() == 0 {
+        if !self.input.is_empty() {
+            // Records held back while the queue was full; a bad one closes the connection
+            // here just as it would have on arrival.
+            let _ = self.process_input(now);
+        }
+        if self.idle() {
             self.idle_since = now;
         }
     }
@@ -673,8 +704,11 @@ impl Channel for FastCgiEngine {
                 Params::Announced => {}
             }
         }
-        if self.requests.is_empty() && self.out.queued() == 0 {
+        if self.idle() {
             consider(self.idle_since + self.timeouts.keepalive_idle);
+        }
+        if let Some(deadline) = self.drain_deadline() {
+            consider(deadline);
         }
         earliest
     }
@@ -718,16 +752,15 @@ impl Channel for FastCgiEngine {
                 self.answer_unannounced(slot, StatusCode::REQUEST_TIMEOUT, now);
             }
         }
-        if self.requests.is_empty()
-            && self.out.queued() == 0
-            && now >= self.idle_since + self.timeouts.keepalive_idle
-        {
+        if self.idle() && now >= self.idle_since + self.timeouts.keepalive_idle {
             self.closed = Some(CloseReason::Timeout);
+        } else if self.drain_deadline().is_some_and(|d| now >= d) {
+            self.closed = Some(CloseReason::Shutdown);
         }
     }
 
-    fn drain(&mut self) {
-        self.draining = true;
+    fn drain(&mut self, now: Instant) {
+        self.draining.get_or_insert(now);
     }
 
     fn close_reason(&self) -> Option<CloseReason> {
@@ -741,8 +774,6 @@ impl Channel for FastCgiEngine {
             Some(CloseReason::Done)
         } else if self.read_closed {
             Some(CloseReason::PeerClosed)
-        } else if self.draining {
-            Some(CloseReason::Shutdown)
         } else {
             None
         }

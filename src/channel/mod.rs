@@ -94,6 +94,10 @@ pub struct Timeouts {
     pub body_idle: Duration,
     /// Longest time a connection may sit with no request in flight and nothing to send.
     pub keepalive_idle: Duration,
+    /// While draining, how long a connection with nothing in flight must stay quiet before it
+    /// is closed. A request the peer sent before the close (already on the wire when the last
+    /// response left) is read and answered (refused) instead of being lost with the connection.
+    pub drain_linger: Duration,
 }
 
 impl Timeouts {
@@ -103,6 +107,8 @@ impl Timeouts {
     pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(30);
     /// Default for [`Timeouts::keepalive_idle`].
     pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+    /// Default for [`Timeouts::drain_linger`].
+    pub const DEFAULT_DRAIN_LINGER: Duration = Duration::from_millis(250);
 }
 
 impl Default for Timeouts {
@@ -111,6 +117,7 @@ impl Default for Timeouts {
             params: Self::DEFAULT_PARAMS,
             body_idle: Self::DEFAULT_BODY_IDLE,
             keepalive_idle: Self::DEFAULT_KEEPALIVE_IDLE,
+            drain_linger: Self::DEFAULT_DRAIN_LINGER,
         }
     }
 }
@@ -283,8 +290,10 @@ pub trait Channel {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Expires whatever is due at `now`.
     fn handle_timeout(&mut self, now: Instant);
-    /// Stops taking new requests (server shutdown); in-flight ones go on.
-    fn drain(&mut self);
+    /// Stops taking new requests (server shutdown); in-flight ones go on. New requests that
+    /// arrive are refused (FastCGI OVERLOADED); the connection closes once nothing is in flight
+    /// and it has been quiet for [`Timeouts::drain_linger`].
+    fn drain(&mut self, now: Instant);
     /// `Some` once the connection has nothing more to do: close it when output is sent.
     fn close_reason(&self) -> Option<CloseReason>;
     /// Requests in flight.

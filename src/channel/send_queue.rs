@@ -39,9 +39,15 @@ impl SendQueue {
         self.buf.len() + self.in_flight
     }
 
+    /// Whether the queue is at or above its mark: producers wait, and the engine reads and
+    /// decodes nothing more from the peer until it drains.
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.queued() >= self.high_water
+    }
+
     /// `true` when `key` may produce now; otherwise `key` joins the back of the paused list.
     pub(crate) fn poll_produce(&mut self, key: RequestKey, now: Instant) -> bool {
-        if self.queued() < self.high_water {
+        if !self.over_high_water() {
             return true;
         }
         if !self.stalled.iter().any(|(k, _)| *k == key) {
@@ -65,7 +71,7 @@ impl SendQueue {
     /// `n` bytes left the process; producers paused in FIFO order resume once below the mark.
     pub(crate) fn sent(&mut self, n: usize, now: Instant, events: &mut VecDeque<Event>) {
         self.in_flight = self.in_flight.saturating_sub(n);
-        if self.queued() < self.high_water {
+        if !self.over_high_water() {
             // Wake every paused producer, oldest first: one that finds the queue full again
             // re-joins at the back, which makes the order round-robin.
             while let Some((key, since)) = self.stalled.pop_front() {

@@ -55,6 +55,10 @@ pub struct StreamEngine {
     started: Instant,
     last_input: Instant,
     read_closed: bool,
+    /// Whether any byte arrived from the peer.
+    received: bool,
+    /// While draining: when a connection that sent nothing yet gives up waiting.
+    drain_deadline: Option<Instant>,
     closed: Option<CloseReason>,
     input_stalled_since: Option<Instant>,
 }
@@ -103,6 +107,8 @@ impl StreamEngine {
             started: now,
             last_input: now,
             read_closed: false,
+            received: false,
+            drain_deadline: None,
             closed: None,
             input_stalled_since: None,
         }
@@ -220,6 +226,11 @@ impl StreamEngine {
         self.status()
     }
 
+    /// While draining, when a connection that has sent nothing yet is closed.
+    fn quiet_drain_deadline(&self) -> Option<Instant> {
+        self.drain_deadline.filter(|_| !self.received)
+    }
+
     fn end(&mut self, reason: CloseReason) {
         self.phase = Phase::Over;
         self.out.forget(KEY);
@@ -232,6 +243,7 @@ impl Channel for StreamEngine {
         if self.closed.is_some() {
             return Ok(());
         }
+        self.received |= !data.is_empty();
         self.input.extend_from_slice(data);
         if let Phase::Head(decoder) = &mut self.phase {
             match decoder.decode(&mut self.input) {
@@ -315,7 +327,10 @@ impl Channel for StreamEngine {
     }
 
     fn wants_read(&self) -> bool {
-        self.closed.is_none() && !self.read_closed && self.input_stalled_since.is_none()
+        self.closed.is_none()
+            && !self.read_closed
+            && self.input_stalled_since.is_none()
+            && !self.out.over_high_water()
     }
 
     fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk {
@@ -441,7 +456,13 @@ impl Channel for StreamEngine {
             return None;
         }
         match self.phase {
-            Phase::Head(_) => Some(self.started + self.timeouts.params),
+            Phase::Head(_) => {
+                let params = self.started + self.timeouts.params;
+                Some(
+                    self.quiet_drain_deadline()
+                        .map_or(params, |d| d.min(params)),
+                )
+            }
             Phase::Active { .. } if self.body.is_open() && self.wants_read() => {
                 Some(self.last_input + self.timeouts.body_idle)
             }
@@ -457,6 +478,9 @@ impl Channel for StreamEngine {
                 });
                 canned::write(self.out.buf(), StatusCode::REQUEST_TIMEOUT);
                 self.end(CloseReason::Timeout);
+            }
+            Phase::Head(_) if self.quiet_drain_deadline().is_some_and(|d| now >= d) => {
+                self.end(CloseReason::Shutdown);
             }
             Phase::Active { status, .. }
                 if self.body.is_open()
@@ -481,10 +505,11 @@ impl Channel for StreamEngine {
         }
     }
 
-    fn drain(&mut self) {
-        if let Phase::Head(_) = self.phase {
-            self.end(CloseReason::Shutdown);
-        }
+    fn drain(&mut self, now: Instant) {
+        // A request already under way (even its first header bytes) is served; a connection
+        // that has sent nothing is closed once it stayed quiet for the linger time.
+        self.drain_deadline
+            .get_or_insert(now + self.timeouts.drain_linger);
     }
 
     fn close_reason(&self) -> Option<CloseReason> {

@@ -1,40 +1,33 @@
 //! The Prometheus side: the recorder (with the histogram buckets of [`super::names`]), its global
 //! installation, and the `/metrics` endpoint.
 //!
-//! The endpoint is the exporter crate's own HTTP listener (`http-listener` feature: hyper,
-//! HTTP/1). It never runs on a worker: [`install`] builds a dedicated current-thread tokio
-//! runtime, builds the exporter inside it and drives it on a thread of its own named
-//! `ringgate-metrics`, together with the exporter's upkeep task. The exporter's own `install`
-//! would instead spawn onto whatever runtime is current, which would put scrapes on a worker's
-//! ring. Rendering happens on that thread too, so a scrape never stalls a worker; workers only
-//! touch their atomics. The listener answers every path with the exposition, except `/health`,
-//! which answers `OK` (Kubernetes probes use it).
+//! The endpoint ([`super::http`]) never runs on a worker: [`install`] starts a thread of its
+//! own, `ringgate-metrics`, with a current-thread tokio runtime that serves it and runs the
+//! recorder's upkeep. Rendering happens on that thread too, so a scrape never stalls a worker;
+//! workers only touch their atomics.
 
 use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
 use metrics::{gauge, KeyName, SharedString};
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::labels::IoBackend;
 use super::names::{MetricKind, ALL, BUILD_INFO, IO_BACKEND};
 
-/// How often histograms are drained into their buckets when nothing scrapes (no listener), so
-/// their pending samples cannot grow without bound.
+/// How often histograms are drained into their buckets between scrapes, so their pending
+/// samples cannot grow without bound.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why [`install`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    /// The exporter could not be built (e.g. the metrics address could not be bound).
-    #[error("building the Prometheus exporter: {0}")]
-    Build(#[from] BuildError),
     /// A global recorder was installed already.
     #[error("a metrics recorder is installed already")]
     AlreadyInstalled,
-    /// The exporter's runtime or thread could not be started.
-    #[error("starting the metrics thread: {0}")]
+    /// The metrics address could not be bound, or the thread could not be started.
+    #[error("{0}")]
     Thread(#[from] std::io::Error),
 }
 
@@ -83,44 +76,45 @@ pub fn set_io_backend(backend: IoBackend) {
 }
 
 /// Installs the Prometheus recorder globally, describes every metric, sets `build_info`, and,
-/// if `addr` is given, serves the exposition on it (GET `/metrics`) from a dedicated thread.
-/// Call it once, before any [`super::WorkerMetrics::new`], then [`set_io_backend`] once the
-/// runtime has picked one.
+/// if `addr` is given, serves `/metrics` and `/health` on it ([`super::http`]). Everything runs
+/// on a dedicated thread, `ringgate-metrics`, with the recorder's upkeep. The address is bound
+/// before this returns, so a taken port is a startup error. Call it once, before any
+/// [`super::WorkerMetrics::new`], then [`set_io_backend`] once the runtime has picked one.
 pub fn install(addr: Option<SocketAddr>) -> Result<MetricsHandle, InstallError> {
-    let handle = match addr {
-        Some(addr) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (recorder, exporter) = {
-                let _in_runtime = runtime.enter();
-                builder().with_http_listener(addr).build()?
-            };
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).map_err(|_| InstallError::AlreadyInstalled)?;
-            thread::Builder::new()
-                .name("ringgate-metrics".into())
-                .spawn(move || {
-                    if let Err(e) = runtime.block_on(exporter) {
-                        tracing::error!(error = ?e, "the /metrics listener stopped");
+    let listener = addr.map(std::net::TcpListener::bind).transpose()?;
+    if let Some(l) = &listener {
+        l.set_nonblocking(true)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let recorder = builder().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|_| InstallError::AlreadyInstalled)?;
+    let served = handle.clone();
+    thread::Builder::new()
+        .name("ringgate-metrics".into())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let upkeep = served.clone();
+                tokio::task::spawn_local(async move {
+                    let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+                    loop {
+                        every.tick().await;
+                        upkeep.run_upkeep();
                     }
-                })?;
-            handle
-        }
-        None => {
-            let recorder = builder().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).map_err(|_| InstallError::AlreadyInstalled)?;
-            let upkeep = handle.clone();
-            thread::Builder::new()
-                .name("ringgate-metrics".into())
-                .spawn(move || loop {
-                    thread::sleep(UPKEEP_INTERVAL);
-                    upkeep.run_upkeep();
-                })?;
-            handle
-        }
-    };
+                });
+                match listener.map(tokio::net::TcpListener::from_std) {
+                    Some(Ok(listener)) => super::http::serve(listener, served).await,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "the /metrics listener could not start");
+                        std::future::pending().await
+                    }
+                    None => std::future::pending().await,
+                }
+            })
+        })?;
     describe();
     set_build_info();
     Ok(MetricsHandle { prometheus: handle })

@@ -11,6 +11,7 @@
 //! This module never parses protocols and never does I/O on a worker thread.
 
 mod export;
+pub mod http;
 mod labels;
 pub mod names;
 mod worker;

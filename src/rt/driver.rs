@@ -29,6 +29,12 @@ use crate::channel::{
 };
 use crate::metrics::{ListenerLabel, SendMode, SlabKind, WorkerMetrics};
 
+/// The current time on the runtime's clock (tokio's, so that a test runtime with a paused,
+/// virtual clock drives the engines' deadlines too).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
 
@@ -109,10 +115,28 @@ impl<H: Handler> WorkerShared<H> {
             .set_slab(SlabKind::Connections, conns.len(), conns.capacity());
     }
 
-    fn add_in_flight(&self, delta: isize) {
-        let n = self.in_flight.get().saturating_add_signed(delta);
+    /// Takes one place in the worker's in-flight count, or `None` at `max_in_flight`. The
+    /// place is given back when the returned permit is dropped, however the request ends.
+    fn admit(self: &Rc<Self>) -> Option<InFlight<H>> {
+        let n = self.in_flight.get();
+        if n >= self.max_in_flight {
+            return None;
+        }
+        self.set_in_flight(n + 1, 1.0);
+        Some(InFlight {
+            worker: self.clone(),
+        })
+    }
+
+    /// Requests in flight on this worker.
+    #[cfg(any(test, fuzzing))] // Checked by the in-memory driver runs (`super::sim`).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    fn set_in_flight(&self, n: usize, delta: f64) {
         self.in_flight.set(n);
-        self.metrics.request_in_flight_delta(delta as f64);
+        self.metrics.request_in_flight_delta(delta);
         self.metrics
             .set_slab(SlabKind::Requests, n, self.max_in_flight);
     }
@@ -161,6 +185,23 @@ impl<H: Handler> WorkerShared<H> {
 trait Drain {
     fn drain(&self);
     fn abort_all(&self);
+}
+
+/// One request's place in its worker's in-flight count, from admission until dropped.
+///
+/// It is created before the request's task is spawned and moved into that task's future, so
+/// the place is given back on every path: the task ends, the task is aborted before its first
+/// poll (an ABORT_REQUEST or a reset read in the same batch as the end of the params), or the
+/// runtime drops it at shutdown.
+struct InFlight<H: Handler> {
+    worker: Rc<WorkerShared<H>>,
+}
+
+impl<H: Handler> Drop for InFlight<H> {
+    fn drop(&mut self) {
+        let n = self.worker.in_flight.get() - 1;
+        self.worker.set_in_flight(n, -1.0);
+    }
 }
 
 struct RequestSlot {
@@ -213,7 +254,7 @@ pub async fn serve<E, H, R, W>(
     worker.count_connections();
     worker.metrics.connection_accepted(listener);
     if worker.draining.get() {
-        conn.engine.borrow_mut().drain();
+        conn.engine.borrow_mut().drain(now());
     }
     conn.after();
     let read_task = tokio::task::spawn_local(read_loop(conn.clone(), reader));
@@ -242,13 +283,15 @@ pub async fn serve<E, H, R, W>(
 
 impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
     fn drain(&self) {
-        self.engine.borrow_mut().drain();
+        self.engine.borrow_mut().drain(now());
+        // The engine has a new deadline (the linger) for the timer to pick up.
+        self.timer_wake.notify_one();
         self.writer_wake.notify_one();
     }
 
     fn abort_all(&self) {
         let keys: Vec<RequestKey> = self.requests.borrow().keys().copied().collect();
-        let now = Instant::now();
+        let now = now();
         for key in keys {
             let _ = self
                 .engine
@@ -311,18 +354,21 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
 
     fn start_request(self: &Rc<Self>, new: crate::channel::NewRequest) {
         let key = new.key;
-        let worker = &self.worker;
-        if worker.in_flight.get() >= worker.max_in_flight {
-            worker.metrics.record(&Stat::LimitHit {
+        let Some(in_flight) = self.worker.admit() else {
+            self.worker.metrics.record(&Stat::LimitHit {
                 limit: "max_in_flight",
             });
             let _ = self
                 .engine
                 .borrow_mut()
-                .reject(key, Rejection::Overloaded, Instant::now());
+                .reject(key, Rejection::Overloaded, now());
             return;
-        }
-        worker.add_in_flight(1);
+        };
+        let guard = RequestGuard {
+            conn: self.clone(),
+            key,
+            _in_flight: in_flight,
+        };
         let length = new.head.content_length;
         let body = Body::stream(
             ConnBody {
@@ -350,7 +396,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 writable: writable.clone(),
             },
         );
-        let task = tokio::task::spawn_local(run_request(self.clone(), key, request, writable));
+        let task = tokio::task::spawn_local(run_request(guard, request, writable));
         if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
             slot.task = Some(task);
         }
@@ -358,7 +404,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
 
     /// Ends a request the handler could not complete.
     fn abort_request(self: &Rc<Self>, key: RequestKey, cause: AbortCause) {
-        let _ = self.engine.borrow_mut().abort(key, cause, Instant::now());
+        let _ = self.engine.borrow_mut().abort(key, cause, now());
         self.after();
     }
 }
@@ -370,15 +416,17 @@ fn stream_index(stream: InputStream) -> usize {
     }
 }
 
-/// Frees a request's place when its task ends, however it ends (an abort drops the task).
+/// A request's hold on its connection and its worker, owned by the request's task future:
+/// dropping it (the task ended or was aborted, even before its first poll) frees the
+/// request's slot and its in-flight place.
 struct RequestGuard<E: Channel + 'static, H: Handler> {
     conn: Rc<Conn<E, H>>,
     key: RequestKey,
+    _in_flight: InFlight<H>,
 }
 
 impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
-        self.conn.worker.add_in_flight(-1);
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
             requests.remove(&self.key);
         }
@@ -386,15 +434,11 @@ impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
 }
 
 async fn run_request<E: Channel + 'static, H: Handler>(
-    conn: Rc<Conn<E, H>>,
-    key: RequestKey,
+    guard: RequestGuard<E, H>,
     request: http::Request<Body>,
     writable: Rc<Notify>,
 ) {
-    let _guard = RequestGuard {
-        conn: conn.clone(),
-        key,
-    };
+    let (conn, key) = (guard.conn.clone(), guard.key);
     let handler = conn.worker.handler.clone();
     let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
     let response = match tokio::time::timeout(conn.worker.handler_timeout, call).await {
@@ -415,24 +459,24 @@ async fn run_request<E: Channel + 'static, H: Handler>(
         }
     };
     let (parts, mut body) = response.into_parts();
-    let sent =
-        conn.engine
-            .borrow_mut()
-            .send_head(key, parts.status, &parts.headers, Instant::now());
+    let sent = conn
+        .engine
+        .borrow_mut()
+        .send_head(key, parts.status, &parts.headers, now());
     if sent.is_err() {
         return; // Aborted meanwhile: the key is stale.
     }
     conn.after();
     loop {
         loop {
-            let may = conn.engine.borrow_mut().poll_produce(key, Instant::now());
+            let may = conn.engine.borrow_mut().poll_produce(key, now());
             if may {
                 break;
             }
             writable.notified().await;
         }
         let frame = AssertUnwindSafe(body.frame()).catch_unwind().await;
-        let now = Instant::now();
+        let now = now();
         let result = match frame {
             Ok(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => conn.engine.borrow_mut().send_body(key, &data, now),
@@ -472,7 +516,7 @@ impl<E: Channel + 'static, H: Handler> BodySource for ConnBody<E, H> {
             .conn
             .engine
             .borrow_mut()
-            .poll_body(self.key, self.stream, Instant::now());
+            .poll_body(self.key, self.stream, now());
         match chunk {
             BodyChunk::Data(data) => {
                 self.conn.after();
@@ -508,7 +552,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
         if conn.finished.get() {
             return; // We shut the socket down ourselves.
         }
-        let now = Instant::now();
+        let now = now();
         match result {
             Ok(0) => {
                 conn.engine.borrow_mut().handle_read_closed(now);
@@ -547,7 +591,7 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
             let sent =
                 tokio::time::timeout(conn.worker.write_timeout, writer.write_all(data)).await;
             conn.writing.set(0);
-            let now = Instant::now();
+            let now = now();
             match sent {
                 Ok(Ok(mode)) => {
                     conn.worker.metrics.bytes_sent(n);
@@ -591,17 +635,25 @@ async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
     // least every `tick` therefore never misses one, and the hot path never has to tell this
     // task that a deadline moved: one timer per connection per `tick`, not per request.
     let t = &conn.worker.timeouts;
+    // Draining adds the linger deadline, which appears whenever a connection falls idle: then
+    // the tick shrinks to the linger time (the drain wakes this task to pick that up).
     let tick = t
         .params
         .min(t.body_idle)
         .min(t.keepalive_idle)
         .max(MIN_TIMER_TICK);
+    let draining_tick = tick.min(t.drain_linger).max(MIN_TIMER_TICK);
     while !conn.finished.get() {
+        let tick = if conn.worker.draining.get() {
+            draining_tick
+        } else {
+            tick
+        };
         let deadline = conn.engine.borrow().poll_timeout();
-        let wake = deadline.map_or(Instant::now() + tick, |d| d.min(Instant::now() + tick));
+        let wake = deadline.map_or(now() + tick, |d| d.min(now() + tick));
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {
-                conn.engine.borrow_mut().handle_timeout(Instant::now());
+                conn.engine.borrow_mut().handle_timeout(now());
                 conn.after();
             }
             _ = conn.timer_wake.notified() => {}

@@ -22,4 +22,6 @@ pub mod notify;
 pub mod send;
 pub mod serve;
 pub mod shutdown;
+#[cfg(any(test, fuzzing))]
+pub mod sim;
 pub mod worker;

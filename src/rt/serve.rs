@@ -13,6 +13,7 @@ use super::backend::Backend;
 use super::bufpool::BufPool;
 use super::shutdown::ShutdownSignal;
 use super::worker::WorkerContext;
+use crate::rate_limited_log::RateLimitedLog;
 
 /// Pause after an accept failed for lack of descriptors or memory, so the loop does not spin.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -22,9 +23,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = crate::channel::Limits::DEFAULT_MAX_C
 
 /// Default time in-flight connections get to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// At most one "connection limit reached" warning per this interval per worker.
-const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Serving limits.
 #[derive(Clone, Copy, Debug)]
@@ -197,17 +195,17 @@ async fn accept_loop<H, F>(
     F: Future<Output = ()> + 'static,
 {
     let mut shutdown = ctx.shutdown.clone();
-    let mut last_limit_log: Option<Instant> = None;
-    let dispatch = |conn: Accepted, last_limit_log: &mut Option<Instant>| {
+    let mut limit_log = RateLimitedLog::default();
+    let mut exhausted_log = RateLimitedLog::default();
+    let dispatch = |conn: Accepted, limit_log: &mut RateLimitedLog| {
         if tracker.live() >= max_connections {
             tracker.inner.rejected.set(tracker.inner.rejected.get() + 1);
-            let now = Instant::now();
-            if last_limit_log.is_none_or(|t| now.duration_since(t) >= LIMIT_LOG_INTERVAL) {
-                *last_limit_log = Some(now);
+            if let Some(suppressed) = limit_log.allow(Instant::now()) {
                 tracing::warn!(
                     worker = ctx.worker,
                     listener = %conn.listener.name,
                     max_connections,
+                    suppressed,
                     "connection limit reached; closing new connections"
                 );
             }
@@ -240,23 +238,26 @@ async fn accept_loop<H, F>(
                     // completes, and serve a connection it may still have taken.
                     acc.shut_down();
                     if let Ok(conn) = pending.await {
-                        dispatch(conn, &mut last_limit_log);
+                        dispatch(conn, &mut limit_log);
                     }
                     break;
                 }
             }
         };
         match result {
-            Ok(conn) => dispatch(conn, &mut last_limit_log),
+            Ok(conn) => dispatch(conn, &mut limit_log),
             Err(e) => match classify_accept_error(&e) {
                 AcceptErrorAction::Retry => {}
                 AcceptErrorAction::Backoff => {
-                    tracing::error!(
-                        worker = ctx.worker,
-                        listener = %acc.spec().name,
-                        error = %e,
-                        "accept failed; pausing"
-                    );
+                    if let Some(suppressed) = exhausted_log.allow(Instant::now()) {
+                        tracing::error!(
+                            worker = ctx.worker,
+                            listener = %acc.spec().name,
+                            error = %e,
+                            suppressed,
+                            "accept failed; pausing"
+                        );
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                         _ = shutdown.draining() => break,

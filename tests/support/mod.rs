@@ -65,6 +65,11 @@ impl Server {
     /// listener, the metrics endpoint, `io` as backend and `extra` arguments; waits until
     /// every listener accepts.
     pub fn start(io: &str, extra: &[&str]) -> Server {
+        Self::start_with(io, extra, None)
+    }
+
+    /// [`Server::start`] with the server's open-file limit set to `nofile` (soft and hard).
+    pub fn start_with(io: &str, extra: &[&str], nofile: Option<u64>) -> Server {
         let dir = temp_dir(&format!("{io}-{}", free_port()));
         let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
         let log = dir.join("server.log");
@@ -89,6 +94,22 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.join("server.err")).unwrap());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().expect("start ringgate");
         let server = Server {
             child,
@@ -159,6 +180,33 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The server's resident set size in bytes (`VmRSS`).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
+    }
+
+    /// CPU time (user + system) the server used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
     }
 
     /// The `/metrics` text.

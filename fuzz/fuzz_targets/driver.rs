@@ -1,0 +1,148 @@
+//! The whole connection driver (engine, request tasks of the demo application, timers)
+//! driven in memory by an arbitrary peer: well-formed requests to every demo route, aborts,
+//! raw bytes, reads split anywhere, resets, half-closes, slow and failing sends, and a server
+//! drain, on a virtual clock. `ringgate::rt::sim::run` checks the invariants after each run:
+//! the connection closes, no request task outlives it, the in-flight count is back at 0, and
+//! the output is a valid FastCGI record stream.
+#![no_main]
+
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use ringgate::channel::Protocol;
+use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
+use ringgate::proto::fastcgi::{encode_pair, BeginRequest, RecordType, Role, FLAG_KEEP_CONN};
+use ringgate::rt::sim::{run, Step};
+
+#[derive(Arbitrary, Debug)]
+enum Route {
+    Hello,
+    Echo,
+    Slow(u8),
+    Stream { chunks: u8, size: u16 },
+    Status(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// A whole request, sent in pieces of `split` bytes (0: all at once).
+    Request {
+        id: u8,
+        keep_conn: bool,
+        route: Route,
+        body: u16,
+        split: u8,
+    },
+    Abort(u8),
+    Raw(Vec<u8>),
+    Reset,
+    Eof,
+    Sleep(u16),
+    SlowSends(u16),
+    FailSends,
+    Drain,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    scgi: bool,
+    ops: Vec<Op>,
+}
+
+fn uri(route: &Route) -> String {
+    match route {
+        Route::Hello => "/hello".into(),
+        Route::Echo => "/echo".into(),
+        Route::Slow(ms) => format!("/slow?ms={}", u32::from(*ms) * 10),
+        Route::Stream { chunks, size } => format!("/stream?chunks={chunks}&size={size}"),
+        Route::Status(s) => format!("/status/{}", 100 + s % 500),
+    }
+}
+
+fn vars(uri: &str, body: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("REQUEST_METHOD", if body > 0 { "POST" } else { "GET" }.into()),
+        ("REQUEST_URI", uri.into()),
+        ("SERVER_PROTOCOL", "HTTP/1.1".into()),
+        ("CONTENT_LENGTH", body.to_string()),
+    ]
+}
+
+fn fastcgi_request(id: u16, keep_conn: bool, uri: &str, body: usize) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: if keep_conn { FLAG_KEEP_CONN } else { 0 },
+    }
+    .encode(&mut out, id);
+    let mut params = BytesMut::new();
+    for (name, value) in vars(uri, body) {
+        encode_pair(&mut params, name.as_bytes(), value.as_bytes());
+    }
+    encode_stream(&mut out, RecordType::PARAMS, id, &params);
+    encode_stream_end(&mut out, RecordType::PARAMS, id);
+    encode_stream(&mut out, RecordType::STDIN, id, &vec![b'b'; body]);
+    encode_stream_end(&mut out, RecordType::STDIN, id);
+    out.to_vec()
+}
+
+fn scgi_request(uri: &str, body: usize) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    let vars: Vec<_> = vars(uri, body)
+        .into_iter()
+        .filter(|(n, _)| *n != "CONTENT_LENGTH")
+        .collect();
+    let pairs: Vec<(&[u8], &[u8])> = vars
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    ringgate::proto::scgi::encode_header(&mut out, body as u64, &pairs);
+    out.extend(std::iter::repeat_n(b'b', body));
+    out.to_vec()
+}
+
+fuzz_target!(|input: Input| {
+    let mut script = Vec::new();
+    for op in input.ops {
+        match op {
+            Op::Request {
+                id,
+                keep_conn,
+                route,
+                body,
+                split,
+            } => {
+                let body = usize::from(body % 20_000);
+                let bytes = if input.scgi {
+                    scgi_request(&uri(&route), body)
+                } else {
+                    fastcgi_request(u16::from(id % 10) + 1, keep_conn, &uri(&route), body)
+                };
+                let split = if split == 0 { bytes.len() } else { usize::from(split) };
+                script.extend(bytes.chunks(split).map(|c| Step::Read(c.to_vec())));
+            }
+            Op::Abort(id) => {
+                let mut out = BytesMut::new();
+                encode_record(&mut out, RecordType::ABORT_REQUEST, u16::from(id % 10) + 1, &[]);
+                script.push(Step::Read(out.to_vec()));
+            }
+            Op::Raw(bytes) => script.push(Step::Read(bytes)),
+            Op::Reset => script.push(Step::Reset),
+            Op::Eof => script.push(Step::Eof),
+            Op::Sleep(ms) => script.push(Step::Sleep(Duration::from_millis(u64::from(ms)))),
+            Op::SlowSends(ms) => {
+                script.push(Step::SlowSends(Duration::from_millis(u64::from(ms % 2000))))
+            }
+            Op::FailSends => script.push(Step::FailSends),
+            Op::Drain => script.push(Step::Drain),
+        }
+    }
+    let protocol = if input.scgi {
+        Protocol::Scgi
+    } else {
+        Protocol::FastCgi
+    };
+    run(protocol, script);
+});

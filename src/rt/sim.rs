@@ -1,0 +1,294 @@
+//! One whole connection driven in memory: the real driver ([`super::driver`]), the real
+//! engine and the demo application's request tasks, with socket halves that replay a script
+//! (reads, resets, end of input, slow or failing sends, a server drain) on a tokio runtime
+//! whose clock is virtual. The fuzz target `driver` runs arbitrary scripts through it; the
+//! unit tests below run the races that once leaked.
+//!
+//! After every run it checks what must hold whatever the peer did: the connection closed,
+//! every request task ended, the worker's in-flight count is back to 0, and (FastCGI) what
+//! the server sent parses as a record stream.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use super::driver::{self, ReadHalf, WorkerShared, WriteHalf};
+use crate::app::demo::Demo;
+use crate::channel::{Channel, FastCgiEngine, Limits, Protocol, StreamEngine, Timeouts};
+use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
+use crate::proto::fastcgi::RecordDecoder;
+
+/// One step of the peer's (and the server's) script, in order.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// The next read returns these bytes (an empty one is skipped).
+    Read(Vec<u8>),
+    /// The next read fails with a connection reset.
+    Reset,
+    /// The next read returns end of input (the peer half-closed).
+    Eof,
+    /// Virtual time passes before the next read.
+    Sleep(Duration),
+    /// From now on each send takes this long (a peer that reads slowly).
+    SlowSends(Duration),
+    /// From now on sends fail (the peer is gone).
+    FailSends,
+    /// The server starts draining.
+    Drain,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Every byte the server sent.
+    pub sent: Bytes,
+}
+
+/// Settings small enough for a fuzzer to reach every limit.
+pub fn small_limits() -> (Limits, Timeouts) {
+    let limits = Limits {
+        max_params_bytes: 4096,
+        max_params_pairs: 64,
+        max_body_buffer_bytes: 8192,
+        max_requests_per_connection: 8,
+        send_queue_high_water: 16384,
+        ..Limits::default()
+    };
+    let timeouts = Timeouts {
+        params: Duration::from_secs(2),
+        body_idle: Duration::from_secs(3),
+        keepalive_idle: Duration::from_secs(5),
+        drain_linger: Duration::from_millis(250),
+    };
+    (limits, timeouts)
+}
+
+#[derive(Default)]
+struct Peer {
+    script: VecDeque<Step>,
+    send_delay: Duration,
+    sends_fail: bool,
+    sent: BytesMut,
+    shut_down: bool,
+}
+
+struct SimRead {
+    peer: Rc<RefCell<Peer>>,
+    shutdown: Rc<Notify>,
+    worker: Rc<WorkerShared<Demo>>,
+    last: Vec<u8>,
+}
+
+impl ReadHalf for SimRead {
+    async fn read(&mut self) -> io::Result<usize> {
+        loop {
+            if self.peer.borrow().shut_down {
+                return Ok(0);
+            }
+            let step = self.peer.borrow_mut().script.pop_front();
+            match step {
+                Some(Step::Read(data)) if !data.is_empty() => {
+                    self.last = data;
+                    return Ok(self.last.len());
+                }
+                Some(Step::Read(_)) => {}
+                Some(Step::Reset) => return Err(io::ErrorKind::ConnectionReset.into()),
+                Some(Step::Eof) => return Ok(0),
+                Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
+                Some(Step::SlowSends(d)) => self.peer.borrow_mut().send_delay = d,
+                Some(Step::FailSends) => self.peer.borrow_mut().sends_fail = true,
+                Some(Step::Drain) => self.worker.drain(),
+                // The script is over: the peer stays connected and silent until the server
+                // closes (its own timeouts guarantee it does).
+                None => {
+                    self.shutdown.notified().await;
+                }
+            }
+        }
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.last[..n]
+    }
+}
+
+struct SimWrite {
+    peer: Rc<RefCell<Peer>>,
+    shutdown: Rc<Notify>,
+}
+
+impl WriteHalf for SimWrite {
+    async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
+        let delay = self.peer.borrow().send_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut peer = self.peer.borrow_mut();
+        if peer.sends_fail {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        peer.sent.extend_from_slice(&data);
+        Ok(SendMode::Plain)
+    }
+
+    fn shutdown(&mut self) {
+        self.peer.borrow_mut().shut_down = true;
+        self.shutdown.notify_one();
+    }
+}
+
+/// Serves one connection of `protocol` that follows `script`, until it closes, and checks the
+/// invariants (see the module docs); panics when one is broken.
+pub fn run(protocol: Protocol, script: Vec<Step>) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime");
+    let local = tokio::task::LocalSet::new();
+    let (limits, timeouts) = small_limits();
+    let worker = WorkerShared::new(
+        Demo,
+        Rc::new(WorkerMetrics::disabled()),
+        limits.clone(),
+        timeouts.clone(),
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+        4,
+    );
+    let peer = Rc::new(RefCell::new(Peer {
+        script: script.into(),
+        ..Peer::default()
+    }));
+    let shutdown = Rc::new(Notify::new());
+    let reader = SimRead {
+        peer: peer.clone(),
+        shutdown: shutdown.clone(),
+        worker: worker.clone(),
+        last: Vec::new(),
+    };
+    let writer = SimWrite {
+        peer: peer.clone(),
+        shutdown,
+    };
+    let served = worker.clone();
+    local.block_on(&runtime, async move {
+        let now = tokio::time::Instant::now().into_std();
+        match protocol {
+            Protocol::FastCgi => {
+                let engine = FastCgiEngine::new(limits, timeouts, now);
+                serve(engine, reader, writer, served).await;
+            }
+            Protocol::Scgi | Protocol::Cgi => {
+                let engine = StreamEngine::scgi(limits, timeouts, now);
+                serve(engine, reader, writer, served).await;
+            }
+        }
+        // Let the request tasks the driver aborted be dropped.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    });
+    drop(local);
+    assert_eq!(
+        worker.connections(),
+        0,
+        "the connection is still registered"
+    );
+    assert_eq!(worker.in_flight(), 0, "in-flight places leaked");
+    let sent = peer.borrow_mut().sent.split().freeze();
+    if protocol == Protocol::FastCgi {
+        let mut rest = BytesMut::from(&sent[..]);
+        let mut decoder = RecordDecoder::new();
+        while decoder
+            .decode(&mut rest)
+            .expect("the server sends a valid record stream")
+            .is_some()
+        {}
+        assert!(rest.is_empty(), "the server sent a partial record");
+    }
+    Outcome { sent }
+}
+
+async fn serve<E: Channel + 'static>(
+    engine: E,
+    reader: SimRead,
+    writer: SimWrite,
+    worker: Rc<WorkerShared<Demo>>,
+) {
+    driver::serve(engine, reader, writer, worker, ListenerLabel::default()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
+    use crate::proto::fastcgi::{encode_pair, BeginRequest, RecordType, Role, FLAG_KEEP_CONN};
+
+    fn request(id: u16, uri: &str) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        BeginRequest {
+            role: Role::RESPONDER,
+            flags: FLAG_KEEP_CONN,
+        }
+        .encode(&mut out, id);
+        let mut p = BytesMut::new();
+        for (n, v) in [
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", uri),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ] {
+            encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+        }
+        encode_stream(&mut out, RecordType::PARAMS, id, &p);
+        encode_stream_end(&mut out, RecordType::PARAMS, id);
+        encode_stream_end(&mut out, RecordType::STDIN, id);
+        out.to_vec()
+    }
+
+    fn abort(id: u16) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_record(&mut out, RecordType::ABORT_REQUEST, id, &[]);
+        out.to_vec()
+    }
+
+    #[test]
+    fn abort_in_the_same_read_as_the_request_frees_its_place() {
+        let mut read = Vec::new();
+        for id in 1..=8 {
+            read.extend(request(id, "/slow?ms=100"));
+            read.extend(abort(id));
+        }
+        run(Protocol::FastCgi, vec![Step::Read(read)]);
+    }
+
+    #[test]
+    fn reset_in_the_same_batch_as_the_request_frees_its_place() {
+        let script = vec![Step::Read(request(1, "/slow?ms=100")), Step::Reset];
+        run(Protocol::FastCgi, script);
+    }
+
+    #[test]
+    fn drain_answers_a_request_sent_after_the_last_response() {
+        let script = vec![
+            Step::Read(request(1, "/slow?ms=100")),
+            Step::Drain,
+            Step::Sleep(Duration::from_millis(150)),
+            Step::Read(request(2, "/hello")),
+        ];
+        let out = run(Protocol::FastCgi, script);
+        let mut rest = BytesMut::from(&out.sent[..]);
+        let mut decoder = RecordDecoder::new();
+        let mut ends = Vec::new();
+        while let Some(r) = decoder.decode(&mut rest).unwrap() {
+            if r.record_type == RecordType::END_REQUEST {
+                ends.push((r.request_id, r.content[4]));
+            }
+        }
+        // Request 1 completed (0), request 2 refused with OVERLOADED (2).
+        assert_eq!(ends, vec![(1, 0), (2, 2)]);
+    }
+}

@@ -1,0 +1,425 @@
+//! Hostile clients against the real `ringgate` binary, on both backends: aborts and resets
+//! racing the end of requests, pipeliners that never read the replies the server writes
+//! itself, slowloris, stalled readers, descriptor exhaustion with a scrape, and a drain with
+//! requests on their way. Each attack ends with the same checks: the in-flight gauge is back
+//! at 0, memory stayed under a stated bound, and `/hello` is still answered.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
+use ringgate::proto::fastcgi::{encode_pair, BeginRequest, ProtocolStatus, RecordType, Role};
+use support::*;
+
+/// Room the server may grow by during an attack on its queues (the limits under attack are
+/// the defaults: 256 KiB of send queue and of body buffer per connection).
+const GROWTH_BOUND: u64 = 64 << 20;
+
+/// The server is usable again after an attack: nothing left in flight, `/hello` answered on
+/// FastCGI and on SCGI.
+fn assert_recovered(server: &Server) {
+    server.wait_metric("ringgate_requests_in_flight", |v| v == 0.0);
+    let r = server.fcgi().call(1, false, "GET", "/hello", b"");
+    assert!(
+        r.complete() && !r.stdout.is_empty(),
+        "{r:?}\n{}",
+        server.scrape()
+    );
+    assert_eq!(r.http(), (200, b"Hello, world!\n".to_vec()), "{r:?}");
+    let tcp = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+    assert_eq!(scgi_call(tcp, "GET", "/hello", b"", no_half_close).0, 200);
+}
+
+/// Waits until the server has accepted at least `n` connections over all its listeners.
+fn wait_accepted(server: &Server, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = server.scrape();
+        let accepted: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("ringgate_connections_accepted_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        if accepted >= n as f64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {accepted} of {n} connections accepted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0) instead of a FIN.
+fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+fn abort_record(id: u16) -> BytesMut {
+    let mut b = BytesMut::new();
+    encode_record(&mut b, RecordType::ABORT_REQUEST, id, &[]);
+    b
+}
+
+/// Requests each followed, in the same write, by their ABORT_REQUEST; whole requests ended by
+/// a reset; SCGI requests ended by a reset. With a small in-flight limit, one leaked place per
+/// thousand would already lock the worker out.
+fn aborts_and_resets_racing_request_ends(io: &str) {
+    let server = Server::start(io, &["--workers", "1", "--max-in-flight", "8"]);
+    for round in 0..40 {
+        let mut c = server.fcgi();
+        let mut batch = BytesMut::new();
+        for id in 1..=50u16 {
+            batch.extend_from_slice(&fcgi_request(id, true, "GET", "/slow?ms=50", b""));
+            batch.extend_from_slice(&abort_record(id));
+        }
+        c.send(&batch);
+        if round % 2 == 0 {
+            reset(c.stream);
+        } else {
+            let ids: Vec<u16> = (1..=50).collect();
+            let answers = c.responses(&ids);
+            assert!(answers.values().all(|r| r.end.is_some()));
+        }
+    }
+    for _ in 0..300 {
+        let mut c = server.fcgi();
+        c.send(&fcgi_request(1, false, "GET", "/slow?ms=20", b""));
+        reset(c.stream);
+        let mut s = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+        let mut req = BytesMut::new();
+        let vars = params("GET", "/slow?ms=20", 0);
+        let pairs: Vec<(&[u8], &[u8])> = vars
+            .iter()
+            .filter(|(n, _)| n != "CONTENT_LENGTH")
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        ringgate::proto::scgi::encode_header(&mut req, 0, &pairs);
+        s.write_all(&req).unwrap();
+        reset(s);
+    }
+    // The server may still be working through the backlog the client left behind.
+    wait_accepted(&server, 40 + 300 + 300);
+    assert_recovered(&server);
+    let text = server.scrape();
+    assert!(metric(&text, "ringgate_aborts_total{cause=\"peer_abort\"}") > 0.0);
+}
+
+/// The records of every reply the engine writes itself, over and over: GET_VALUES,
+/// UNKNOWN_TYPE, an UNKNOWN_ROLE refusal and a canned 400 for bad variables.
+fn self_reply_triggers() -> BytesMut {
+    let mut one = BytesMut::new();
+    let mut q = BytesMut::new();
+    for name in ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"] {
+        encode_pair(&mut q, name.as_bytes(), b"");
+    }
+    encode_record(&mut one, RecordType::GET_VALUES, 0, &q);
+    encode_record(&mut one, RecordType(42), 0, &[0; 8]);
+    BeginRequest {
+        role: Role(9),
+        flags: 1,
+    }
+    .encode(&mut one, 7);
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: 1,
+    }
+    .encode(&mut one, 8);
+    let mut p = BytesMut::new();
+    encode_pair(&mut p, b"REQUEST_METHOD", b"GET");
+    encode_pair(&mut p, b"SERVER_PROTOCOL", b"NOT/HTTP");
+    encode_stream(&mut one, RecordType::PARAMS, 8, &p);
+    encode_stream_end(&mut one, RecordType::PARAMS, 8);
+    let mut out = BytesMut::new();
+    for _ in 0..256 {
+        out.extend_from_slice(&one);
+    }
+    out
+}
+
+/// Writes `chunk` until the peer stops taking it for `stuck`, or `limit` passes; the bytes
+/// written.
+fn write_until_stuck(
+    stream: &mut TcpStream,
+    chunk: &[u8],
+    stuck: Duration,
+    limit: Duration,
+) -> u64 {
+    stream.set_write_timeout(Some(stuck)).unwrap();
+    let end = Instant::now() + limit;
+    let mut written = 0u64;
+    while Instant::now() < end {
+        match stream.write(chunk) {
+            Ok(n) => written += n as u64,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    written
+}
+
+/// A client that pipelines requests for self-generated replies and never reads them must be
+/// stopped by the send-queue mark, not buffered without end.
+fn non_reading_pipeliners_are_bounded(io: &str) {
+    let server = Server::start(io, &["--workers", "1"]);
+    let before = server.rss();
+    let triggers = self_reply_triggers();
+    let pipeliners: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = server.fcgi();
+            let n = write_until_stuck(
+                &mut c.stream,
+                &triggers,
+                Duration::from_secs(1),
+                Duration::from_secs(8),
+            );
+            (c, n)
+        })
+        .collect();
+    let grown = server.rss().saturating_sub(before);
+    for (_, written) in &pipeliners {
+        // The server stopped reading: the client got stuck well before the time limit.
+        assert!(
+            *written < 64 << 20,
+            "server kept reading: {written} bytes taken"
+        );
+    }
+    assert!(
+        grown < GROWTH_BOUND,
+        "RSS grew by {} MiB under 4 non-reading pipeliners",
+        grown >> 20
+    );
+    drop(pipeliners);
+    assert_recovered(&server);
+}
+
+/// Clients that request big responses and never read them: the send-queue mark holds.
+fn stalled_readers_are_bounded(io: &str) {
+    let server = Server::start(io, &["--workers", "1"]);
+    let before = server.rss();
+    let stalled: Vec<_> = (0..50)
+        .map(|_| {
+            let mut c = server.fcgi();
+            c.send(&fcgi_request(
+                1,
+                true,
+                "GET",
+                "/stream?chunks=1000&size=65536",
+                b"",
+            ));
+            c
+        })
+        .collect();
+    server.wait_metric("ringgate_requests_in_flight", |v| v >= 50.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = server.rss().saturating_sub(before);
+    assert!(
+        grown < GROWTH_BOUND,
+        "RSS grew by {} MiB with 50 stalled readers",
+        grown >> 20
+    );
+    assert_eq!(
+        server.fcgi().call(1, false, "GET", "/hello", b"").http().0,
+        200
+    );
+    for c in stalled {
+        reset(c.stream);
+    }
+    assert_recovered(&server);
+}
+
+/// Connections that send their params a byte at a time, slower than the params timeout.
+fn slowloris_is_cut_off(io: &str) {
+    let server = Server::start(io, &["--workers", "1", "--params-timeout", "500ms"]);
+    let mut slow: Vec<_> = (0..100).map(|_| server.fcgi()).collect();
+    let req = fcgi_request(1, true, "GET", "/hello", b"");
+    // SCGI slowloris: a few bytes of the length prefix, then nothing (writing on after the
+    // server's answer would only earn a reset that hides the answer).
+    let mut scgi: Vec<_> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+            s.write_all(b"12").unwrap();
+            s
+        })
+        .collect();
+    for byte in req.iter().take(40) {
+        for c in &mut slow {
+            let _ = c.stream.write_all(&[*byte]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every slow FastCGI request got its 408, every slow SCGI connection was answered and closed.
+    for c in &mut slow {
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let r = c.responses(&[1]);
+        assert_eq!(r[&1].http().0, 408);
+    }
+    for s in &mut scgi {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert!(answer.starts_with(b"Status: 408"), "{answer:?}");
+    }
+    let text = server.scrape();
+    assert!(metric(&text, "ringgate_limit_hits_total{limit=\"params_timeout\"}") >= 150.0);
+    assert_recovered(&server);
+}
+
+/// During a drain, a request that reaches a kept-alive connection after (or while) its last
+/// response goes out is answered, refused with OVERLOADED, and never met by a bare close.
+fn drain_answers_requests_already_sent(io: &str) {
+    let mut server = Server::start(io, &["--workers", "1"]);
+    let mut conns: Vec<_> = (0..16)
+        .map(|_| {
+            let mut c = server.fcgi();
+            c.send(&fcgi_request(1, true, "GET", "/slow?ms=400", b""));
+            c
+        })
+        .collect();
+    server.wait_metric("ringgate_requests_in_flight", |v| v >= 16.0);
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(50));
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        if i % 2 == 0 {
+            // Pipelined behind the request in flight.
+            c.send(&fcgi_request(2, true, "GET", "/hello", b""));
+        }
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let ids: &[u16] = if i % 2 == 0 { &[1, 2] } else { &[1] };
+        let r = c.responses(ids);
+        assert_eq!(r[&1].http().0, 200);
+        if i % 2 == 0 {
+            assert_eq!(
+                r[&2].end.unwrap().protocol_status,
+                ProtocolStatus::OVERLOADED
+            );
+        }
+        // Sent the moment the last response arrived, as a keep-alive client does.
+        c.send(&fcgi_request(3, true, "GET", "/hello", b""));
+        let r = c.responses(&[3]);
+        assert_eq!(
+            r[&3].end.unwrap().protocol_status,
+            ProtocolStatus::OVERLOADED
+        );
+    }
+    // Then the quiet connections are closed and the server exits.
+    for c in &mut conns {
+        assert!(c.record().unwrap().is_none(), "connection left open");
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after draining");
+    assert!(status.success(), "{}", server.stderr());
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+    };
+}
+
+both_backends!(
+    aborts_and_resets_racing_request_ends,
+    non_reading_pipeliners_are_bounded,
+    stalled_readers_are_bounded,
+    slowloris_is_cut_off,
+    drain_answers_requests_already_sent,
+);
+
+/// With descriptors exhausted by idle FastCGI connections, a scrape must not make the metrics
+/// thread spin or flood the log; once descriptors are free again, everything answers.
+#[test]
+fn descriptor_exhaustion_with_a_scrape() {
+    raise_nofile();
+    let server = Server::start_with("epoll", &["--workers", "1"], Some(128));
+    let idle: Vec<_> = (0..160)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", server.fastcgi)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu_before = server.cpu_time();
+    // This scrape's connection waits in the backlog: the accept for it fails with EMFILE.
+    let mut scrape = TcpStream::connect(("127.0.0.1", server.metrics)).unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = server.cpu_time() - cpu_before;
+    let log = std::fs::metadata(server.dir.join("server.err"))
+        .unwrap()
+        .len();
+    assert!(cpu < Duration::from_millis(500), "{cpu:?} of CPU in 2 s");
+    assert!(log < 64 * 1024, "{log} bytes of log in 2 s");
+    drop(idle);
+    // Descriptors are back: the waiting scrape is served.
+    scrape
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = scrape.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_recovered(&server);
+}
+
+/// The metrics endpoint caps its clients and cuts idle ones.
+#[test]
+fn metrics_clients_are_capped_and_timed_out() {
+    use ringgate::metrics::http::{CLIENT_TIMEOUT, MAX_CLIENTS};
+    raise_nofile();
+    let server = Server::start("epoll", &["--workers", "1"]);
+    let idle: Vec<_> = (0..MAX_CLIENTS + 100)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.metrics)).unwrap())
+        .collect();
+    let started = Instant::now();
+    // The ones over the cap are closed at once.
+    let mut closed = 0;
+    for mut s in idle.iter().skip(MAX_CLIENTS) {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if matches!(s.read(&mut [0; 1]), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 100, "{closed}");
+    // The rest are cut once their time is up.
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(CLIENT_TIMEOUT + Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = first.read_to_end(&mut buf);
+    assert!(started.elapsed() < CLIENT_TIMEOUT + Duration::from_secs(4));
+    drop(idle);
+    let text = server.scrape();
+    assert!(
+        metric(
+            &text,
+            "ringgate_limit_hits_total{limit=\"metrics_clients\"}"
+        ) >= 100.0
+    );
+    let mut health = TcpStream::connect(("127.0.0.1", server.metrics)).unwrap();
+    health
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    health.read_to_string(&mut answer).unwrap();
+    assert!(answer.ends_with("\r\n\r\nOK"), "{answer}");
+    let _ = health.shutdown(Shutdown::Both);
+}
