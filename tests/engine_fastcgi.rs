@@ -894,3 +894,39 @@ fn body_idle_timeout_aborts_the_request() {
     let (stdout, _) = response_of(&sim.flush(), 1);
     assert_eq!(status_and_body(&stdout).0, 408);
 }
+
+/// Replies the engine writes itself count against the send-queue mark: a peer that pipelines
+/// GET_VALUES without reading stops being read once the queue is full, and the held-back
+/// records are answered, in order, as the queue drains.
+#[test]
+fn self_made_replies_stop_at_the_send_queue_mark() {
+    let mut sim = Sim::new(Limits {
+        send_queue_high_water: 1024,
+        ..Limits::default()
+    });
+    let mut query = BytesMut::new();
+    encode_pair(&mut query, b"FCGI_MAX_REQS", b"");
+    let mut one = BytesMut::new();
+    encode_record(&mut one, RecordType::GET_VALUES, 0, &query);
+    let pipelined: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+    sim.feed(&pipelined);
+    assert!(!sim.engine.wants_read(), "still reading with a full queue");
+    let queued = sim.engine.queued_output();
+    assert!(
+        (1024..1024 + 64).contains(&queued),
+        "queued {queued} bytes against a mark of 1024"
+    );
+    // Draining the queue answers the rest, a mark's worth at a time.
+    let mut answered = 0;
+    while answered < 1000 {
+        let records = sim.flush();
+        assert!(!records.is_empty(), "stuck after {answered} replies");
+        assert!(records
+            .iter()
+            .all(|r| r.record_type == RecordType::GET_VALUES_RESULT));
+        answered += records.len();
+        assert!(sim.engine.queued_output() < 1024 + 64);
+    }
+    assert_eq!(answered, 1000);
+    assert!(sim.engine.wants_read());
+}

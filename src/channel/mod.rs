@@ -46,7 +46,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Whether FastCGI connections may carry several requests at once (`FCGI_MPXS_CONNS`).
     pub mpxs_conns: bool,
-    /// Bytes queued for sending above which response producers are paused.
+    /// Bytes queued for sending above which response producers are paused and the connection
+    /// is no longer read. The queue can pass it by one 64 KiB response slice (or the replies
+    /// to one read's records); the README's "Memory per connection" gives the whole worst case.
     pub send_queue_high_water: usize,
 }
 

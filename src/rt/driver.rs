@@ -35,6 +35,9 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Largest piece of a response frame queued at once (one full FastCGI record's content).
+const MAX_SLICE: usize = 64 * 1024;
+
 /// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
 
@@ -479,7 +482,7 @@ async fn run_request<E: Channel + 'static, H: Handler>(
         let now = now();
         let result = match frame {
             Ok(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => conn.engine.borrow_mut().send_body(key, &data, now),
+                Ok(data) => send_in_slices(&conn, key, &writable, data).await,
                 Err(_trailers) => Ok(()), // CGI responses cannot carry trailers.
             },
             Ok(None) => {
@@ -500,6 +503,28 @@ async fn run_request<E: Channel + 'static, H: Handler>(
             return;
         }
         conn.after();
+    }
+}
+
+/// Queues one response frame, at most [`MAX_SLICE`] bytes at a time and each slice only when
+/// the engine allows it, so a large frame (a whole file in one `Bytes`, say) overshoots the
+/// send-queue mark by one slice at most instead of by its own size.
+async fn send_in_slices<E: Channel + 'static, H: Handler>(
+    conn: &Rc<Conn<E, H>>,
+    key: RequestKey,
+    writable: &Notify,
+    mut data: Bytes,
+) -> Result<(), crate::channel::ApiError> {
+    loop {
+        let slice = data.split_to(data.len().min(MAX_SLICE));
+        conn.engine.borrow_mut().send_body(key, &slice, now())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        conn.after();
+        while !conn.engine.borrow_mut().poll_produce(key, now()) {
+            writable.notified().await;
+        }
     }
 }
 
