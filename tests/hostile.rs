@@ -343,14 +343,15 @@ both_backends!(
     stalled_readers_are_bounded,
     slowloris_is_cut_off,
     drain_answers_requests_already_sent,
+    descriptor_exhaustion_with_a_scrape,
 );
 
 /// With descriptors exhausted by idle FastCGI connections, a scrape must not make the metrics
-/// thread spin or flood the log; once descriptors are free again, everything answers.
-#[test]
-fn descriptor_exhaustion_with_a_scrape() {
+/// thread (or a worker's accept loop) spin or flood the log; once descriptors are free again,
+/// everything answers.
+fn descriptor_exhaustion_with_a_scrape(io: &str) {
     raise_nofile();
-    let server = Server::start_with("epoll", &["--workers", "1"], Some(128));
+    let server = Server::start_with(io, &["--workers", "1"], Some(128));
     let idle: Vec<_> = (0..160)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", server.fastcgi)).ok())
         .collect();
