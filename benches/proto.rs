@@ -18,7 +18,10 @@ use http::{HeaderMap, StatusCode};
 use ringgate::proto::cgi::{
     encode_response_head, parse_request, CgiVars, RequestHead, DEFAULT_MAX_HEADERS,
 };
-use ringgate::proto::fastcgi::nv::{DEFAULT_MAX_PARAMS_BYTES, DEFAULT_MAX_PARAMS_PAIRS};
+use ringgate::channel::Limits;
+
+const DEFAULT_MAX_PARAMS_BYTES: usize = Limits::DEFAULT_MAX_PARAMS_BYTES;
+const DEFAULT_MAX_PARAMS_PAIRS: usize = Limits::DEFAULT_MAX_PARAMS_PAIRS;
 use ringgate::proto::fastcgi::{
     encode_end_request, encode_stream, encode_stream_end, BeginRequest, ParamsDecoder,
     ProtocolStatus, RecordDecoder, RecordType,

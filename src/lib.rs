@@ -1,23 +1,74 @@
-//! ringgate: a thread-per-core io_uring FastCGI/SCGI/CGI gateway.
+//! ringgate: a thread-per-core io_uring FastCGI/SCGI/CGI gateway, as a library.
 //!
-//! Layers (see `ARCHITECTURE.md` in the shared notes):
+//! A web server (nginx, Apache, HAProxy, ...) speaks FastCGI or SCGI to ringgate; ringgate
+//! hands each request to your application as an `http::Request` and streams the
+//! `http::Response` back, one worker thread per core (io_uring where the kernel allows it,
+//! epoll otherwise).
+//!
+//! # Serving an application
+//! 1. Write a [`Handler`](app::Handler) (one instance per worker thread; it may hold
+//!    `!Send` state), or use any `tower::Service` such as an axum `Router` through
+//!    `app::tower` (cargo feature `tower`).
+//! 2. Get [`Settings`]: `Settings::default()`, a TOML file ([`Settings::from_file`]), or the
+//!    same command line as the `ringgate` binary ([`Cli`]).
+//! 3. Run a [`Server`] with a [`HandlerFactory`](app::HandlerFactory) (a closure
+//!    `|worker| handler` is one) until SIGTERM/SIGINT or a shutdown future.
+//!
+//! ```no_run
+//! use ringgate::app::{text, Body, BoxError, Handler, ResponseBody};
+//!
+//! struct Hello;
+//!
+//! impl Handler for Hello {
+//!     async fn call(&self, req: http::Request<Body>) -> Result<http::Response<ResponseBody>, BoxError> {
+//!         Ok(text(http::StatusCode::OK, format!("you asked for {}\n", req.uri())))
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), ringgate::ServerError> {
+//!     ringgate::init_logging();
+//!     let settings = ringgate::Cli::settings_or_exit("hello", env!("CARGO_PKG_VERSION"));
+//!     ringgate::Server::new(settings, |_worker| Hello).run()
+//! }
+//! ```
+//!
+//! The repository's `examples/` has this program (`hello.rs`) and an axum application
+//! served through the tower adapter (`axum.rs`); both take the binary's options
+//! (`cargo run --example hello -- --fastcgi 127.0.0.1:9000 --workers 2`).
+//!
+//! # Layers
 //! - [`proto`]: pure wire codecs (FastCGI records and name-value pairs, SCGI netstrings,
 //!   CGI/1.1 variables and response heads). No I/O.
 //! - [`channel`]: sans-IO connection engines (FastCGI, SCGI, CGI-on-stdio): bytes and `now`
 //!   in, events and bytes out.
-//! - [`app`]: the [`app::Handler`] trait, request and response bodies, built-in applications.
-//! - [`rt`]: the thread-per-core servers (io_uring and the epoll fallback) that drive them.
+//! - [`app`]: the [`Handler`](app::Handler) trait, request and response bodies, built-in
+//!   applications.
+//! - [`settings`]: the one settings type and the command line over it.
+//! - [`server`]: the thread-per-core server that drives them (its runtime is internal).
+//! - [`cgi`]: the same handler run as a CGI/1.1 program.
 //! - [`metrics`]: every metric name and the `/metrics` endpoint.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
 pub mod cgi;
 pub mod channel;
-pub mod config;
 pub mod metrics;
 pub mod proto;
 mod rate_limited_log;
+// The runtime is internal: its items are `pub` for its own modules and for `server`. The fuzz
+// targets (built with `--cfg fuzzing`) reach its in-memory driver harness, `rt::sim`.
+#[cfg(not(fuzzing))]
+#[allow(unreachable_pub)]
+pub(crate) mod rt;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs, unreachable_pub)]
 pub mod rt;
+pub mod server;
+pub mod settings;
+
+pub use server::{init_logging, Server, ServerError};
+pub use settings::{Cli, Settings};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

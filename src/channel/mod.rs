@@ -27,35 +27,49 @@ pub use stream::StreamEngine;
 use crate::proto::cgi::{CgiVars, RequestHead};
 use crate::proto::fastcgi::Role;
 
-/// Limits every engine enforces. Each one is counted as `Stat::LimitHit` with its key.
-#[derive(Clone, Debug)]
+/// Every limit, with its default: the `[limits]` table of the settings file. The engines
+/// enforce most of them; `max_connections` and `max_in_flight` are the runtime's. Each one
+/// that is hit is counted as `Stat::LimitHit` with its key.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Bytes of FastCGI PARAMS (pairs with their lengths) per request.
+    #[serde(with = "crate::settings::units::bytes")]
     pub max_params_bytes: usize,
     /// FastCGI name-value pairs per request (and SCGI variables per request).
     pub max_params_pairs: usize,
     /// Bytes of an SCGI netstring header.
+    #[serde(with = "crate::settings::units::bytes")]
     pub max_scgi_header_bytes: usize,
-    /// `HTTP_*` variables turned into headers.
+    /// Request headers per request: the `HTTP_*` variables turned into headers.
     pub max_headers: usize,
     /// Request body bytes buffered per request before the connection stops reading.
+    #[serde(with = "crate::settings::units::bytes")]
     pub max_body_buffer_bytes: usize,
     /// FastCGI requests in flight on one connection (advertised as `FCGI_MAX_REQS`).
     pub max_requests_per_connection: usize,
     /// Connections per worker (advertised as `FCGI_MAX_CONNS`; enforced by the runtime).
     pub max_connections: usize,
+    /// Requests in flight per worker; more are refused (FastCGI `OVERLOADED`, SCGI 503).
+    /// Enforced by the runtime.
+    pub max_in_flight: usize,
     /// Whether FastCGI connections may carry several requests at once (`FCGI_MPXS_CONNS`).
     pub mpxs_conns: bool,
     /// Bytes queued for sending above which response producers are paused and the connection
     /// is no longer read. The queue can pass it by one 64 KiB response slice (or the replies
     /// to one read's records); the README's "Memory per connection" gives the whole worst case.
+    #[serde(with = "crate::settings::units::bytes")]
     pub send_queue_high_water: usize,
 }
 
 impl Limits {
-    /// Default for [`Limits::max_params_bytes`].
+    /// Default for [`Limits::max_params_bytes`]. nginx's default
+    /// `large_client_header_buffers` (4 x 8 KiB) keeps a request's headers under 32 KiB;
+    /// 64 KiB leaves room for the CGI variables around them and is also the most HAProxy can
+    /// send (it puts all params in one record).
     pub const DEFAULT_MAX_PARAMS_BYTES: usize = 64 * 1024;
-    /// Default for [`Limits::max_params_pairs`].
+    /// Default for [`Limits::max_params_pairs`]. nginx's `fastcgi_params` sends about 20
+    /// variables plus one per request header.
     pub const DEFAULT_MAX_PARAMS_PAIRS: usize = 512;
     /// Default for [`Limits::max_scgi_header_bytes`].
     pub const DEFAULT_MAX_SCGI_HEADER_BYTES: usize = 64 * 1024;
@@ -67,6 +81,10 @@ impl Limits {
     pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 64;
     /// Default for [`Limits::max_connections`].
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// Default for [`Limits::max_in_flight`].
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+    /// Default for [`Limits::mpxs_conns`].
+    pub const DEFAULT_MPXS_CONNS: bool = true;
     /// Default for [`Limits::send_queue_high_water`].
     pub const DEFAULT_SEND_QUEUE_HIGH_WATER: usize = 256 * 1024;
 }
@@ -81,24 +99,41 @@ impl Default for Limits {
             max_body_buffer_bytes: Self::DEFAULT_MAX_BODY_BUFFER_BYTES,
             max_requests_per_connection: Self::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
-            mpxs_conns: true,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+            mpxs_conns: Self::DEFAULT_MPXS_CONNS,
             send_queue_high_water: Self::DEFAULT_SEND_QUEUE_HIGH_WATER,
         }
     }
 }
 
-/// Timeouts the engines enforce themselves (the runtime enforces handler and write timeouts).
-#[derive(Clone, Debug)]
+/// Every timeout, with its default: the `[timeouts]` table of the settings file. The engines
+/// enforce `params`, `body_idle` and `keepalive_idle`; the runtime the others.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// From the start of a request (FastCGI BEGIN_REQUEST, SCGI connection) to its complete head.
+    #[serde(with = "crate::settings::units::duration")]
     pub params: Duration,
     /// Longest gap between body bytes while the engine is willing to read.
+    #[serde(with = "crate::settings::units::duration")]
     pub body_idle: Duration,
     /// Longest time a connection may sit with no request in flight and nothing to send.
+    #[serde(with = "crate::settings::units::duration")]
     pub keepalive_idle: Duration,
+    /// Longest time a handler may take to produce its response head (runtime).
+    #[serde(with = "crate::settings::units::duration")]
+    pub handler: Duration,
+    /// Longest time one send may wait for a peer that does not read (runtime).
+    #[serde(with = "crate::settings::units::duration")]
+    pub write: Duration,
+    /// After a shutdown signal, how long in-flight requests may run before they are aborted
+    /// (runtime).
+    #[serde(with = "crate::settings::units::duration")]
+    pub drain: Duration,
     /// While draining, how long a connection with nothing in flight must stay quiet before it
     /// is closed. A request the peer sent before the close (already on the wire when the last
     /// response left) is read and answered (refused) instead of being lost with the connection.
+    #[serde(with = "crate::settings::units::duration")]
     pub drain_linger: Duration,
 }
 
@@ -109,6 +144,12 @@ impl Timeouts {
     pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(30);
     /// Default for [`Timeouts::keepalive_idle`].
     pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+    /// Default for [`Timeouts::handler`].
+    pub const DEFAULT_HANDLER: Duration = Duration::from_secs(60);
+    /// Default for [`Timeouts::write`].
+    pub const DEFAULT_WRITE: Duration = Duration::from_secs(30);
+    /// Default for [`Timeouts::drain`].
+    pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
     /// Default for [`Timeouts::drain_linger`].
     pub const DEFAULT_DRAIN_LINGER: Duration = Duration::from_millis(250);
 }
@@ -119,6 +160,9 @@ impl Default for Timeouts {
             params: Self::DEFAULT_PARAMS,
             body_idle: Self::DEFAULT_BODY_IDLE,
             keepalive_idle: Self::DEFAULT_KEEPALIVE_IDLE,
+            handler: Self::DEFAULT_HANDLER,
+            write: Self::DEFAULT_WRITE,
+            drain: Self::DEFAULT_DRAIN,
             drain_linger: Self::DEFAULT_DRAIN_LINGER,
         }
     }

@@ -28,7 +28,9 @@ use tokio::task::LocalSet;
 pub const RING_ENTRIES: u32 = 256;
 
 /// The `--io` setting.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Debug, Default, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IoMode {
     /// io_uring when available, else epoll.

@@ -32,12 +32,15 @@ pub const MAX_BUFFER_COUNT: usize = 1024;
 /// Largest registered buffer the kernel accepts.
 pub const MAX_BUFFER_SIZE: usize = 1 << 30;
 
-/// Count and size of a worker's registered buffers; a count of 0 disables the pool.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Count and size of a worker's registered buffers; a count of 0 disables the pool. The
+/// `[buffers]` table of the settings file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BufPoolConfig {
     /// Number of buffers.
     pub count: usize,
     /// Bytes per buffer.
+    #[serde(with = "crate::settings::units::bytes")]
     pub size: usize,
 }
 

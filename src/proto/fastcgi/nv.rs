@@ -8,18 +8,6 @@ use bytes::{BufMut, BytesMut};
 
 use crate::proto::cgi::CgiVars;
 
-/// Default limit on the bytes of a PARAMS stream, length fields included (`max_params_bytes`).
-///
-/// nginx's default `large_client_header_buffers` (4 x 8 KiB) keeps a request's headers under
-/// 32 KiB; 64 KiB leaves room for the CGI variables around them and is also the most HAProxy
-/// can send (it puts all params in one record).
-pub const DEFAULT_MAX_PARAMS_BYTES: usize = 64 * 1024;
-
-/// Default limit on the number of pairs in a PARAMS stream (`max_params_pairs`).
-///
-/// nginx's `fastcgi_params` sends about 20 variables plus one per request header.
-pub const DEFAULT_MAX_PARAMS_PAIRS: usize = 256;
-
 /// Largest length a pair's 4-byte length field can express (31 bits).
 pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
 

@@ -86,6 +86,12 @@ impl<'de> serde::Deserialize<'de> for ListenAddr {
     }
 }
 
+impl serde::Serialize for ListenAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,10 +27,7 @@ pub use unix::{resolve_group, resolve_user, UnixBindError, UnixPathGuard, UnixSo
 
 use crate::channel::Protocol;
 
-/// Default `listen(2)` backlog: the queue of connections the kernel completes before a
-/// worker accepts them (per socket, so per worker for TCP). The kernel caps it at
-/// `net.core.somaxconn`.
-pub const DEFAULT_BACKLOG: u32 = 1024;
+pub use crate::settings::DEFAULT_BACKLOG;
 
 /// One configured listener.
 #[derive(Clone, PartialEq, Eq, Debug)]

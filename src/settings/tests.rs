@@ -1,12 +1,22 @@
-//! Unit tests of the configuration: TOML parsing, command-line overrides, validation.
+//! Unit tests of the settings: TOML parsing, command-line overlay, validation, `--help`.
+use std::time::Duration;
+
+use clap::Parser;
+
 use super::*;
 
 fn cli(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("ringgate").chain(args.iter().copied())).unwrap()
 }
 
-fn cfg(args: &[&str], toml: &str) -> Result<Config, ConfigError> {
-    Config::merge(cli(args), parse_toml(toml).unwrap())
+fn parse_toml(text: &str) -> Result<Settings, toml::de::Error> {
+    Settings::from_toml(text)
+}
+
+fn cfg(args: &[&str], toml: &str) -> Result<Settings, SettingsError> {
+    let s = cli(args).overlay(parse_toml(toml).unwrap());
+    s.validate()?;
+    Ok(s)
 }
 
 const FULL: &str = r#"
@@ -47,16 +57,17 @@ const FULL: &str = r#"
 #[test]
 fn defaults_without_file_or_options() {
     let c = cfg(&[], "").unwrap();
-    assert!(c.listeners.is_empty());
+    assert_eq!(c, Settings::default());
+    assert!(c.listener_specs().is_empty());
     assert_eq!(c.io, IoMode::Auto);
     assert!(c.pin);
-    assert_eq!(c.metrics, Some("127.0.0.1:9500".parse().unwrap()));
+    assert_eq!(c.metrics.addr(), Some("127.0.0.1:9500".parse().unwrap()));
     assert_eq!(c.limits, Limits::default());
     assert_eq!(c.timeouts, Timeouts::default());
-    assert_eq!(c.buffers, BufPoolConfig::default());
-    assert_eq!(c.backlog, DEFAULT_BACKLOG);
+    assert_eq!(c.buffers.count, 0);
+    assert_eq!(c.listeners.backlog, DEFAULT_BACKLOG);
     assert!(c.workers >= 1);
-    let d = Config::default_listeners();
+    let d = Settings::default_listeners();
     assert_eq!(d.len(), 2);
     assert_eq!(d[0].addr.to_string(), "127.0.0.1:9000");
     assert_eq!(d[1].protocol, Protocol::Scgi);
@@ -68,13 +79,14 @@ fn every_file_key_is_read() {
     assert_eq!(c.workers, 3);
     assert_eq!(c.io, IoMode::Epoll);
     assert!(!c.pin);
-    assert_eq!(c.metrics, Some("127.0.0.1:9600".parse().unwrap()));
-    assert_eq!(c.listeners.len(), 3);
-    assert_eq!(c.listeners[1].addr, ListenAddr::Unix("/tmp/f.sock".into()));
-    assert_eq!(c.listeners[2].protocol, Protocol::Scgi);
-    assert_eq!(c.socket_files.mode, Some(FileMode(0o660)));
-    assert_eq!(c.socket_files.owner.as_deref(), Some("root"));
-    assert_eq!(c.backlog, 77);
+    assert_eq!(c.metrics.addr(), Some("127.0.0.1:9600".parse().unwrap()));
+    let specs = c.listener_specs();
+    assert_eq!(specs.len(), 3);
+    assert_eq!(specs[1].addr, ListenAddr::Unix("/tmp/f.sock".into()));
+    assert_eq!(specs[2].protocol, Protocol::Scgi);
+    assert_eq!(c.listeners.socket_mode, Some(FileMode(0o660)));
+    assert_eq!(c.listeners.socket_owner.as_deref(), Some("root"));
+    assert_eq!(c.listeners.backlog, 77);
     assert_eq!(
         c.limits,
         Limits {
@@ -95,7 +107,7 @@ fn every_file_key_is_read() {
     assert_eq!(c.timeouts.drain, Duration::from_secs(6));
     assert_eq!(
         c.buffers,
-        BufPoolConfig {
+        Buffers {
             count: 16,
             size: 16 * 1024
         }
@@ -131,26 +143,27 @@ fn command_line_overrides_file() {
     assert_eq!(c.workers, 5);
     assert_eq!(c.io, IoMode::Uring);
     assert!(c.pin);
-    assert_eq!(c.metrics, None);
+    assert_eq!(c.metrics, MetricsSetting::Off);
     // Any listener on the command line replaces the file's listeners.
-    assert_eq!(c.listeners.len(), 1);
-    assert_eq!(c.listeners[0].addr, ListenAddr::UnixAbstract("x".into()));
+    let specs = c.listener_specs();
+    assert_eq!(specs.len(), 1);
+    assert_eq!(specs[0].addr, ListenAddr::UnixAbstract("x".into()));
     assert_eq!(c.limits.max_params_bytes, 1024);
     assert!(c.limits.mpxs_conns);
     assert_eq!(c.limits.max_params_pairs, 100, "file value kept");
     assert_eq!(c.timeouts.drain, Duration::from_secs(60));
     assert_eq!(c.timeouts.params, Duration::from_secs(1), "file value kept");
     assert_eq!(c.buffers.count, 0);
-    assert_eq!(c.socket_files.mode, Some(FileMode(0o600)));
+    assert_eq!(c.listeners.socket_mode, Some(FileMode(0o600)));
     let c = cfg(&["--no-pin", "--metrics", "0.0.0.0:1"], "pin = true").unwrap();
     assert!(!c.pin);
-    assert_eq!(c.metrics, Some("0.0.0.0:1".parse().unwrap()));
+    assert_eq!(c.metrics.addr(), Some("0.0.0.0:1".parse().unwrap()));
 }
 
 #[test]
 fn metrics_can_be_turned_off_in_the_file() {
-    assert_eq!(cfg(&[], "metrics = \"off\"").unwrap().metrics, None);
-    assert_eq!(cfg(&[], "metrics = false").unwrap().metrics, None);
+    assert_eq!(cfg(&[], "metrics = \"off\"").unwrap().metrics, MetricsSetting::Off);
+    assert_eq!(cfg(&[], "metrics = false").unwrap().metrics, MetricsSetting::Off);
     assert!(parse_toml("metrics = \"nowhere\"").is_err());
 }
 
@@ -194,14 +207,13 @@ fn edges_of_ranges() {
 fn missing_file_is_named() {
     let mut c = cli(&[]);
     c.config = Some("/nonexistent/ringgate.toml".into());
-    let e = Config::from_cli(c).unwrap_err().to_string();
+    let e = c.settings().unwrap_err().to_string();
     assert!(e.contains("/nonexistent/ringgate.toml"), "{e}");
 }
 
 #[test]
 fn help_mentions_every_file_key() {
-    use clap::CommandFactory;
-    let help = Cli::command().render_long_help().to_string();
+    let help = Cli::command_named("ringgate", "0").render_long_help().to_string();
     for key in [
         "[listeners] fastcgi",
         "[listeners] scgi",
@@ -234,4 +246,40 @@ fn help_mentions_every_file_key() {
     ] {
         assert!(help.contains(key), "--help does not mention {key}");
     }
+}
+
+#[test]
+fn help_shows_the_real_defaults() {
+    let help = Cli::command_named("ringgate", "0")
+        .render_long_help()
+        .to_string();
+    let d = Settings::default();
+    for shown in [
+        format!("[default: {}]", d.limits.max_params_pairs),
+        format!("[default: {}]", d.limits.max_in_flight),
+        "[default: 64KiB]".to_owned(),
+        "[default: 10s]".to_owned(),
+        "[default: 1m]".to_owned(),
+        "[default: auto]".to_owned(),
+    ] {
+        assert!(help.contains(&shown), "--help lacks {shown}:\n{help}");
+    }
+    assert!(help.contains("Request headers"), "--max-headers limits request headers");
+}
+
+#[test]
+fn printed_settings_read_back_the_same() {
+    let c = cfg(&[], FULL).unwrap();
+    let printed = c.to_toml();
+    assert_eq!(parse_toml(&printed).unwrap(), c, "{printed}");
+    let d = Settings::default();
+    assert_eq!(parse_toml(&d.to_toml()).unwrap(), d);
+}
+
+#[test]
+fn byte_sizes_print_in_the_largest_exact_unit() {
+    assert_eq!(ByteSize(64 * 1024).to_string(), "64KiB");
+    assert_eq!(ByteSize(1 << 30).to_string(), "1GiB");
+    assert_eq!(ByteSize(1000).to_string(), "1000");
+    assert_eq!(ByteSize(0).to_string(), "0");
 }

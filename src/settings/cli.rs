@@ -1,0 +1,352 @@
+//! The command line: every setting as an option, laid over the settings file given with
+//! `--config` (or over the defaults). The `[default: ...]` shown by `--help` is read from
+//! [`Settings::default`], never written here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use super::units::{parse_duration, ByteSize, FileMode};
+use super::{IoMode, ListenAddr, MetricsSetting, Settings, SettingsError};
+
+const ABOUT: &str = "Thread-per-core io_uring FastCGI/SCGI gateway";
+
+const LONG_ABOUT: &str = "\
+Accepts FastCGI and SCGI connections from a web server (nginx, Apache, HAProxy, ...) and
+serves the requests on one worker thread per CPU core, using io_uring where the kernel
+allows it and epoll otherwise.
+
+Examples:
+  ringgate
+      FastCGI on 127.0.0.1:9000 and SCGI on 127.0.0.1:9001 (the defaults)
+  ringgate --fastcgi unix:/run/ringgate/fastcgi.sock --socket-mode 0660 --socket-group www-data
+      FastCGI on a Unix socket the web server's group may connect to
+  ringgate --config /etc/ringgate/ringgate.toml --workers 4
+      settings from a file, with the worker count overridden
+  ringgate --config /etc/ringgate/ringgate.toml --check-config
+      check the file and print the effective settings
+
+Every option can also be set in the TOML file given with --config: each option's help ends
+with its file key (\"config: ...\"), and a command-line option wins over the file.
+Under systemd socket activation, sockets named (FileDescriptorName=) \"fastcgi\" or \"scgi\"
+are used as listeners as well.
+Log verbosity: RUST_LOG=debug (default: info).";
+
+/// Command-line options. Parse them with [`Cli::parse_named`] (which shows the real
+/// defaults in `--help`), then turn them into [`Settings`] with [`Cli::settings`].
+// The field docs are the `--help` text, where `[section] key` names the file key.
+#[allow(rustdoc::broken_intra_doc_links)] // `[limits] key` in the help text is not a link.
+#[derive(Parser, Debug, Default)]
+#[command(name = "ringgate", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Read settings from this TOML file; command-line options override it.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the settings (file and options), print the effective ones and exit: 0 when
+    /// they are valid, 2 otherwise. Nothing is bound or started.
+    #[arg(long, visible_alias = "test-config")]
+    pub check_config: bool,
+
+    /// Serve FastCGI on ADDR: IP:PORT, [IPv6]:PORT, unix:PATH or unix:@NAME. Repeatable.
+    /// Giving any --fastcgi or --scgi replaces all listeners from the file.
+    /// config: [listeners] fastcgi = ["ADDR", ...]
+    #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
+    pub fastcgi: Vec<ListenAddr>,
+
+    /// Serve SCGI on ADDR (same forms as --fastcgi). Repeatable. config: [listeners] scgi = [...]
+    #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
+    pub scgi: Vec<ListenAddr>,
+
+    /// File mode of Unix socket files, in octal (e.g. 0660). config: [listeners] socket_mode
+    #[arg(long, value_name = "MODE", help_heading = "Listeners")]
+    pub socket_mode: Option<FileMode>,
+
+    /// Owner (user name or uid) of Unix socket files. config: [listeners] socket_owner
+    #[arg(long, value_name = "USER", help_heading = "Listeners")]
+    pub socket_owner: Option<String>,
+
+    /// Group (name or gid) of Unix socket files. config: [listeners] socket_group
+    #[arg(long, value_name = "GROUP", help_heading = "Listeners")]
+    pub socket_group: Option<String>,
+
+    /// listen(2) backlog per socket. config: [listeners] backlog
+    #[arg(long, value_name = "N", help_heading = "Listeners")]
+    pub backlog: Option<u32>,
+
+    /// Worker threads [default: the CPUs this process may use]. config: workers
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// I/O backend: auto (io_uring if the kernel allows it, else epoll), uring (fail
+    /// without io_uring) or epoll. config: io
+    #[arg(long, value_name = "MODE")]
+    pub io: Option<IoMode>,
+
+    /// Pin each worker thread to its own CPU core (the default). config: pin = true
+    #[arg(long, overrides_with = "no_pin")]
+    pub pin: bool,
+
+    /// Do not pin worker threads. config: pin = false
+    #[arg(long, overrides_with = "pin")]
+    pub no_pin: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics. config: metrics = "ADDR"
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_metrics")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Do not serve metrics. config: metrics = "off"
+    #[arg(long)]
+    pub no_metrics: bool,
+
+    /// Bytes of FastCGI params per request. config: [limits] max_params_bytes
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub max_params_bytes: Option<ByteSize>,
+
+    /// FastCGI params (SCGI variables) per request. config: [limits] max_params_pairs
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_params_pairs: Option<usize>,
+
+    /// Bytes of an SCGI request header. config: [limits] max_scgi_header_bytes
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub max_scgi_header_bytes: Option<ByteSize>,
+
+    /// Request headers (HTTP_* variables) per request; more are answered 431.
+    /// config: [limits] max_headers
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_headers: Option<usize>,
+
+    /// Request body bytes buffered per request before reading pauses.
+    /// config: [limits] max_body_buffer_bytes
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub max_body_buffer_bytes: Option<ByteSize>,
+
+    /// FastCGI requests in flight per connection, 1-65535.
+    /// config: [limits] max_requests_per_connection
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_requests_per_connection: Option<usize>,
+
+    /// Open connections per worker. config: [limits] max_connections
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_connections: Option<usize>,
+
+    /// Requests in flight per worker. config: [limits] max_in_flight
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_in_flight: Option<usize>,
+
+    /// Accept several FastCGI requests on one connection (FCGI_MPXS_CONNS).
+    /// config: [limits] mpxs_conns
+    #[arg(long, value_name = "BOOL", help_heading = "Limits")]
+    pub mpxs_conns: Option<bool>,
+
+    /// Bytes queued for sending per connection above which responses wait.
+    /// config: [limits] send_queue_high_water
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub send_queue_high_water: Option<ByteSize>,
+
+    /// Time to receive a request's params or SCGI header. config: [timeouts] params
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub params_timeout: Option<Duration>,
+
+    /// Longest pause inside a request body. config: [timeouts] body_idle
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub body_idle_timeout: Option<Duration>,
+
+    /// Time a handler has to start its response. config: [timeouts] handler
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub handler_timeout: Option<Duration>,
+
+    /// Longest wait for the peer to take more response bytes. config: [timeouts] write
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+
+    /// Idle time before a kept-alive connection is closed. config: [timeouts] keepalive_idle
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub keepalive_idle_timeout: Option<Duration>,
+
+    /// Time in-flight requests get after SIGTERM/SIGINT. config: [timeouts] drain
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
+
+    /// While draining, how long an idle connection must stay quiet before it closes, so a
+    /// request already on its way is answered (refused) rather than lost.
+    /// config: [timeouts] drain_linger
+    #[arg(long, value_name = "DURATION", help_heading = "Timeouts", value_parser = parse_duration)]
+    pub drain_linger: Option<Duration>,
+
+    /// Registered (io_uring fixed) buffers per worker; 0 disables them (they measured no
+    /// faster on sockets). config: [buffers] count
+    #[arg(long, value_name = "N", help_heading = "Buffers")]
+    pub buffers_count: Option<usize>,
+
+    /// Size of each registered buffer. config: [buffers] size
+    #[arg(long, value_name = "SIZE", help_heading = "Buffers")]
+    pub buffers_size: Option<ByteSize>,
+}
+
+/// Each option's default as `--help` shows it, read from [`Settings::default`].
+fn shown_defaults() -> Vec<(&'static str, String)> {
+    let d = Settings::default();
+    let (l, t) = (&d.limits, &d.timeouts);
+    let size = |n: usize| ByteSize(n).to_string();
+    let time = super::units::format_duration;
+    vec![
+        ("backlog", d.listeners.backlog.to_string()),
+        ("io", d.io.to_string()),
+        (
+            "metrics",
+            d.metrics.addr().map_or("off".into(), |a| a.to_string()),
+        ),
+        ("max_params_bytes", size(l.max_params_bytes)),
+        ("max_params_pairs", l.max_params_pairs.to_string()),
+        ("max_scgi_header_bytes", size(l.max_scgi_header_bytes)),
+        ("max_headers", l.max_headers.to_string()),
+        ("max_body_buffer_bytes", size(l.max_body_buffer_bytes)),
+        (
+            "max_requests_per_connection",
+            l.max_requests_per_connection.to_string(),
+        ),
+        ("max_connections", l.max_connections.to_string()),
+        ("max_in_flight", l.max_in_flight.to_string()),
+        ("mpxs_conns", l.mpxs_conns.to_string()),
+        ("send_queue_high_water", size(l.send_queue_high_water)),
+        ("params_timeout", time(t.params)),
+        ("body_idle_timeout", time(t.body_idle)),
+        ("handler_timeout", time(t.handler)),
+        ("write_timeout", time(t.write)),
+        ("keepalive_idle_timeout", time(t.keepalive_idle)),
+        ("drain_timeout", time(t.drain)),
+        ("drain_linger", time(t.drain_linger)),
+        ("buffers_count", d.buffers.count.to_string()),
+        ("buffers_size", size(d.buffers.size)),
+    ]
+}
+
+impl Cli {
+    /// The clap command, named `name` with `version` (a program serving its own
+    /// application answers `--version` as itself), with each option's real default in its
+    /// help.
+    pub fn command_named(name: &'static str, version: &'static str) -> clap::Command {
+        let defaults = shown_defaults();
+        <Self as CommandFactory>::command()
+            .name(name)
+            .bin_name(name)
+            .version(version)
+            .mut_args(|arg| {
+                let id = arg.get_id().as_str().to_owned();
+                match defaults.iter().find(|(k, _)| *k == id) {
+                    Some((_, d)) => {
+                        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                        arg.help(format!("{help} [default: {d}]"))
+                    }
+                    None => arg,
+                }
+            })
+    }
+
+    /// Parses the process's arguments; on a usage error, `--help` or `--version`, prints
+    /// and exits (status 2 for an error, 0 otherwise).
+    pub fn parse_named(name: &'static str, version: &'static str) -> Self {
+        let matches = Self::command_named(name, version).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses the process's arguments and returns the settings they give, or exits as a
+    /// command-line program should: on a usage error or invalid settings with status 2
+    /// (after printing why), and for `--check-config` after printing the effective
+    /// settings (status 0 when valid).
+    pub fn settings_or_exit(name: &'static str, version: &'static str) -> Settings {
+        let cli = Self::parse_named(name, version);
+        let check = cli.check_config;
+        match cli.settings() {
+            Ok(settings) if check => {
+                print!("{}", settings.to_toml());
+                eprintln!("{name}: the settings are valid");
+                std::process::exit(0)
+            }
+            Ok(settings) => settings,
+            Err(e) => {
+                eprintln!("{name}: settings: {e}");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    /// The settings: the file's (or the defaults), with these options laid over them,
+    /// validated.
+    pub fn settings(self) -> Result<Settings, SettingsError> {
+        let base = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        let settings = self.overlay(base);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Lays the options that were given over `s`.
+    pub fn overlay(self, mut s: Settings) -> Settings {
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        let bytes = |b: Option<ByteSize>| b.map(|b| b.0);
+        if !self.fastcgi.is_empty() || !self.scgi.is_empty() {
+            s.listeners.fastcgi = self.fastcgi;
+            s.listeners.scgi = self.scgi;
+        }
+        let ls = &mut s.listeners;
+        set(&mut ls.socket_mode, self.socket_mode.map(Some));
+        set(&mut ls.socket_owner, self.socket_owner.map(Some));
+        set(&mut ls.socket_group, self.socket_group.map(Some));
+        set(&mut ls.backlog, self.backlog);
+        set(&mut s.workers, self.workers);
+        set(&mut s.io, self.io);
+        if self.no_pin {
+            s.pin = false;
+        } else if self.pin {
+            s.pin = true;
+        }
+        if self.no_metrics {
+            s.metrics = MetricsSetting::Off;
+        }
+        set(&mut s.metrics, self.metrics.map(MetricsSetting::On));
+        let l = &mut s.limits;
+        set(&mut l.max_params_bytes, bytes(self.max_params_bytes));
+        set(&mut l.max_params_pairs, self.max_params_pairs);
+        set(
+            &mut l.max_scgi_header_bytes,
+            bytes(self.max_scgi_header_bytes),
+        );
+        set(&mut l.max_headers, self.max_headers);
+        set(
+            &mut l.max_body_buffer_bytes,
+            bytes(self.max_body_buffer_bytes),
+        );
+        set(
+            &mut l.max_requests_per_connection,
+            self.max_requests_per_connection,
+        );
+        set(&mut l.max_connections, self.max_connections);
+        set(&mut l.max_in_flight, self.max_in_flight);
+        set(&mut l.mpxs_conns, self.mpxs_conns);
+        set(
+            &mut l.send_queue_high_water,
+            bytes(self.send_queue_high_water),
+        );
+        let t = &mut s.timeouts;
+        set(&mut t.params, self.params_timeout);
+        set(&mut t.body_idle, self.body_idle_timeout);
+        set(&mut t.handler, self.handler_timeout);
+        set(&mut t.write, self.write_timeout);
+        set(&mut t.keepalive_idle, self.keepalive_idle_timeout);
+        set(&mut t.drain, self.drain_timeout);
+        set(&mut t.drain_linger, self.drain_linger);
+        set(&mut s.buffers.count, self.buffers_count);
+        set(&mut s.buffers.size, bytes(self.buffers_size));
+        s
+    }
+}
