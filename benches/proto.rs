@@ -15,10 +15,10 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
+use ringgate::channel::Limits;
 use ringgate::proto::cgi::{
     encode_response_head, parse_request, CgiVars, RequestHead, DEFAULT_MAX_HEADERS,
 };
-use ringgate::channel::Limits;
 
 const DEFAULT_MAX_PARAMS_BYTES: usize = Limits::DEFAULT_MAX_PARAMS_BYTES;
 const DEFAULT_MAX_PARAMS_PAIRS: usize = Limits::DEFAULT_MAX_PARAMS_PAIRS;

@@ -8,8 +8,14 @@ use ringgate::app::{text, Body, BoxError, Handler, ResponseBody};
 struct Hello;
 
 impl Handler for Hello {
-    async fn call(&self, req: http::Request<Body>) -> Result<http::Response<ResponseBody>, BoxError> {
-        Ok(text(http::StatusCode::OK, format!("you asked for {}\n", req.uri())))
+    async fn call(
+        &self,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<ResponseBody>, BoxError> {
+        Ok(text(
+            http::StatusCode::OK,
+            format!("you asked for {}\n", req.uri()),
+        ))
     }
 }
 

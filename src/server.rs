@@ -186,7 +186,6 @@ impl<F: HandlerFactory> Server<F> {
         });
 
         let worker_opts = WorkerOptions {
-            workers: settings.workers,
             pin: settings.pin,
             io: resolved.worker_mode(),
             buffers: settings.buffers,
@@ -319,6 +318,7 @@ impl<F: HandlerFactory> PerWorker<F> {
         ctx.bufpool
             .set_on_exhausted(move || metrics.buffer_pool_exhausted());
         let report = serve::serve(ctx, opts, move |accepted, ctx| {
+            debug_assert_eq!(accepted.stream.backend(), ctx.backend);
             conn::serve_connection(accepted, shared.clone(), labels.clone(), ctx.bufpool)
         })
         .await;

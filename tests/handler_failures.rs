@@ -1,19 +1,16 @@
-//! A handler that fails, panics, or fails mid-body, served through the real driver over a
-//! real socket: nothing sent yet becomes a 500, a started response becomes an aborted request,
+//! A handler that fails, panics, fails mid-body or answers with an interim status, served
+//! through the public `Server` over a real socket: nothing sent yet becomes a 500, a started response becomes an aborted request,
 //! and the other requests multiplexed on the same connection are not affected.
 
 mod support;
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::StreamBody;
 use ringgate::app::{boxed, text, Body, BoxError, Handler, ResponseBody};
-use ringgate::channel::{FastCgiEngine, Limits, Timeouts};
-use ringgate::metrics::{ListenerNames, WorkerMetrics};
-use ringgate::rt::driver::{self, WorkerShared};
-use ringgate::rt::io::epoll_tcp_halves;
+use ringgate::settings::{IoMode, MetricsSetting};
+use ringgate::{Server, Settings};
 use support::{fcgi_request, FcgiConn};
 
 struct Faulty;
@@ -26,6 +23,9 @@ impl Handler for Faulty {
         match request.uri().path() {
             "/error" => Err("the handler failed".into()),
             "/panic" => panic!("the handler panicked"),
+            // An interim status where a final one must be: CGI-family protocols cannot carry
+            // it, so the client must get a 500 (and the request must end).
+            "/early-hints" => Ok(text(http::StatusCode::from_u16(103)?, "too early\n")),
             "/fail-mid-body" => {
                 let parts: Vec<Result<http_body::Frame<Bytes>, BoxError>> = vec![
                     Ok(http_body::Frame::data(Bytes::from_static(b"partial"))),
@@ -42,38 +42,24 @@ impl Handler for Faulty {
     }
 }
 
-/// Serves `Faulty` on a loopback port from a thread of its own; returns the port.
+/// Serves `Faulty` through the public [`Server`] on a loopback port, from a thread of its
+/// own (one epoll worker); returns the port once it accepts.
 fn serve() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let label = ListenerNames::new().add("test");
-            let worker = WorkerShared::new(
-                Faulty,
-                Rc::new(WorkerMetrics::disabled()),
-                Limits::default(),
-                Timeouts::default(),
-                Duration::from_secs(5),
-                Duration::from_secs(5),
-                100,
-            );
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let (r, w) = epoll_tcp_halves(stream);
-                let engine =
-                    FastCgiEngine::new(Limits::default(), Timeouts::default(), Instant::now());
-                tokio::task::spawn_local(driver::serve(engine, r, w, worker.clone(), label));
-            }
-        });
-    });
+    let port = support::free_port();
+    let mut settings = Settings::default();
+    settings.listeners.fastcgi = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    settings.workers = 1;
+    settings.pin = false;
+    settings.io = IoMode::Epoll;
+    settings.metrics = MetricsSetting::Off;
+    settings.timeouts.handler = Duration::from_secs(5);
+    settings.timeouts.write = Duration::from_secs(5);
+    std::thread::spawn(move || Server::new(settings, |_worker| Faulty).run().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     port
 }
 
@@ -107,4 +93,18 @@ fn failures_answer_500_or_abort_and_spare_their_neighbours() {
     assert_eq!(r[&1].end.unwrap().app_status, 0);
     // The connection still serves.
     assert_eq!(c.call(9, true, "GET", "/ok", b"").http().0, 200);
+}
+
+#[test]
+fn an_interim_status_becomes_a_500_and_ends_the_request() {
+    let port = serve();
+    let mut c = FcgiConn::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let r = c.call(1, true, "GET", "/early-hints", b"");
+    assert_eq!(r.http().0, 500, "a 1xx final status is answered 500");
+    assert!(r.end.is_some(), "the request is ended");
+    // The connection still serves.
+    assert_eq!(c.call(2, true, "GET", "/ok", b"").http().0, 200);
 }

@@ -336,3 +336,64 @@ fn buffer_registration_over_memlock_limit_is_not_fatal() {
     let (status, _, log) = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", log.join("\n"));
 }
+
+#[test]
+fn service_manager_hears_ready_and_stopping() {
+    let dir = temp_dir("notify");
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut cmd = bin();
+    cmd.args(["--io", "epoll", "--workers", "1", "--no-metrics"])
+        .args(["--fastcgi", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &path);
+    let server = start(cmd).ready();
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).unwrap();
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=ready: 1 workers"),
+        "{ready:?}"
+    );
+    server.signal(libc::SIGTERM);
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1\nSTATUS=draining\n");
+    let (status, _, log) = server.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", log.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_prints_the_effective_settings() {
+    let dir = temp_dir("check-config");
+    let file = dir.join("ringgate.toml");
+    std::fs::write(&file, "workers = 3\n[limits]\nmax_headers = 7\n").unwrap();
+    let out = bin()
+        .args(["--check-config", "--config"])
+        .arg(&file)
+        .args(["--max-in-flight", "99"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let settings = ringgate::Settings::from_toml(&printed).unwrap();
+    assert_eq!(settings.workers, 3);
+    assert_eq!(settings.limits.max_headers, 7);
+    assert_eq!(settings.limits.max_in_flight, 99);
+    assert_eq!(
+        settings.timeouts,
+        ringgate::channel::Timeouts::default(),
+        "{printed}"
+    );
+    std::fs::write(&file, "[limits]\nmax_headers = 0\n").unwrap();
+    let out = bin()
+        .args(["--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("max_headers"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

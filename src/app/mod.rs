@@ -1,5 +1,6 @@
 //! The application side: the [`Handler`] trait, the request and response types handlers
-//! see, and the built-in applications ([`demo`]).
+//! see, and the built-in applications ([`demo`]). With the cargo feature `tower`, `tower`
+//! serves any `tower::Service` (an axum `Router`, ...) as a handler.
 //!
 //! A request is an `http::Request<Body>` whose extensions carry the raw [`CgiVars`], the
 //! FastCGI [`Role`], the [`RequestInfo`] (server and remote address, https) and, for the
@@ -9,6 +10,8 @@
 
 mod body;
 pub mod demo;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -16,7 +16,6 @@
 //! `O_NONBLOCK` socket instead of waiting.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
@@ -67,22 +66,12 @@ impl std::fmt::Debug for Stream {
     }
 }
 
-/// The peer of an accepted connection.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PeerAddr {
-    /// A TCP peer.
-    Tcp(SocketAddr),
-    /// A Unix peer (front ends on Unix sockets are unnamed).
-    Unix,
-}
-
-/// An accepted connection and where it came from.
+/// An accepted connection and the listener it came from (the client's address reaches the
+/// application in the CGI variables, not from the front end's socket).
 #[derive(Debug)]
 pub struct Accepted {
     /// The stream.
     pub stream: Stream,
-    /// The peer.
-    pub peer: PeerAddr,
     /// The listener it arrived on (its protocol and name).
     pub listener: Arc<ListenerSpec>,
 }
@@ -160,41 +149,38 @@ impl Acceptor {
     /// Accept one connection, with TCP_NODELAY set on TCP streams (responses are written
     /// as whole records; Nagle's algorithm would hold back the last segment).
     pub async fn accept(&self) -> io::Result<Accepted> {
-        let (stream, peer) = match &self.inner {
+        let stream = match &self.inner {
             Inner::UringTcp(l) => {
-                let (s, peer) = l.accept().await?;
+                let (s, _) = l.accept().await?;
                 s.set_nodelay(true)?;
-                (Stream::UringTcp(s), PeerAddr::Tcp(peer))
+                Stream::UringTcp(s)
             }
             Inner::Tcp(l) => {
-                let (s, peer) = l.accept().await?;
+                let (s, _) = l.accept().await?;
                 s.set_nodelay(true)?;
-                let stream = match self.backend {
+                match self.backend {
                     Backend::Epoll => Stream::Tcp(s),
                     Backend::Uring => {
                         let s = s.into_std()?;
                         s.set_nonblocking(false)?;
                         Stream::UringTcp(tokio_uring::net::TcpStream::from_std(s))
                     }
-                };
-                (stream, PeerAddr::Tcp(peer))
+                }
             }
             Inner::Unix(l) => {
                 let (s, _) = l.accept().await?;
-                let stream = match self.backend {
+                match self.backend {
                     Backend::Epoll => Stream::Unix(s),
                     Backend::Uring => {
                         let s = s.into_std()?;
                         s.set_nonblocking(false)?;
                         Stream::UringUnix(tokio_uring::net::UnixStream::from_std(s))
                     }
-                };
-                (stream, PeerAddr::Unix)
+                }
             }
         };
         Ok(Accepted {
             stream,
-            peer,
             listener: self.spec.clone(),
         })
     }

@@ -115,11 +115,6 @@ impl BufPool {
         self.inner.pool.is_some()
     }
 
-    /// Size of each buffer.
-    pub fn buffer_size(&self) -> usize {
-        self.inner.size
-    }
-
     /// A free registered buffer (full length, contents unspecified), or `None` when the
     /// pool is disabled or empty. An empty registered pool is counted.
     pub fn try_next(&self) -> Option<FixedBuf> {
@@ -135,6 +130,7 @@ impl BufPool {
     }
 
     /// A registered buffer if one is free, else a heap buffer with the same capacity.
+    #[cfg(test)]
     pub fn get(&self) -> PoolBuf {
         match self.try_next() {
             Some(b) => PoolBuf::Fixed(b),
@@ -143,6 +139,7 @@ impl BufPool {
     }
 
     /// How often a registered buffer was asked for while all were in use.
+    #[cfg(test)]
     pub fn exhausted(&self) -> u64 {
         self.inner.exhausted.get()
     }

@@ -3,9 +3,10 @@
 //! unavailable), the registered-buffer pool, the send paths (plain, registered-buffer and
 //! zero-copy), service-manager notification and graceful shutdown.
 //!
-//! Never parses a protocol: bytes go to and come from the engines in [`crate::channel`].
+//! Internal to the crate: applications reach it through [`crate::Server`]. Never parses a
+//! protocol: bytes go to and come from the engines in [`crate::channel`].
 //!
-//! tokio-uring pitfalls this module works around (see the shared `ARCHITECTURE.md`):
+//! tokio-uring pitfalls this module works around:
 //! sockets are created here with `socket2` (its `bind` functions share ports silently and
 //! fail on Unix sockets on new kernels); Unix connections are accepted with tokio and
 //! wrapped; a pending uring operation is never dropped to cancel it (the socket is shut
@@ -25,3 +26,6 @@ pub mod shutdown;
 #[cfg(any(test, fuzzing))]
 pub mod sim;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;

@@ -22,8 +22,3 @@ pub fn ready(status: &str) {
 pub fn stopping(status: &str) {
     send(&[NotifyState::Stopping, NotifyState::Status(status)]);
 }
-
-/// A `STATUS=` line.
-pub fn status(status: &str) {
-    send(&[NotifyState::Status(status)]);
-}

@@ -146,6 +146,10 @@
 //!   connection driver; with many connections per worker the ring's system calls are
 //!   shared, which this benchmark does not show.
 
+// Production sends are direct (`send_direct`); the other paths and the policy constants are
+// measured by `examples/send_modes.rs`, which compiles this file as its own module.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::io;
 use std::os::fd::AsRawFd;
 

@@ -58,11 +58,6 @@ impl ShutdownTrigger {
             }
         });
     }
-
-    /// The current phase.
-    pub fn phase(&self) -> Phase {
-        *self.tx.borrow()
-    }
 }
 
 impl ShutdownSignal {

@@ -22,8 +22,6 @@ use super::shutdown::{Phase, ShutdownSignal, ShutdownTrigger};
 /// How to start the workers.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerOptions {
-    /// Number of worker threads.
-    pub workers: usize,
     /// Pin worker `i` to core `i` (modulo the cores this process may use).
     pub pin: bool,
     /// The backend mode each worker builds with (see
@@ -224,11 +222,6 @@ impl Workers {
     /// Number of workers.
     pub fn len(&self) -> usize {
         self.threads.len()
-    }
-
-    /// Whether there are no workers.
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
     }
 
     /// Start draining (stop accepting, finish in-flight work).

@@ -52,8 +52,10 @@ pub const DEFAULT_FASTCGI_ADDR: &str = "127.0.0.1:9000";
 pub const DEFAULT_SCGI_ADDR: &str = "127.0.0.1:9001";
 /// Where `/metrics` is served by default: loopback only, on a port outside the common
 /// FastCGI/SCGI ones.
-pub const DEFAULT_METRICS_ADDR: SocketAddr =
-    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9500));
+pub const DEFAULT_METRICS_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9500,
+));
 /// Default `listen(2)` backlog: the queue of connections the kernel completes before a
 /// worker accepts them (per socket, so per worker for TCP). The kernel caps it at
 /// `net.core.somaxconn`.

@@ -162,8 +162,14 @@ fn command_line_overrides_file() {
 
 #[test]
 fn metrics_can_be_turned_off_in_the_file() {
-    assert_eq!(cfg(&[], "metrics = \"off\"").unwrap().metrics, MetricsSetting::Off);
-    assert_eq!(cfg(&[], "metrics = false").unwrap().metrics, MetricsSetting::Off);
+    assert_eq!(
+        cfg(&[], "metrics = \"off\"").unwrap().metrics,
+        MetricsSetting::Off
+    );
+    assert_eq!(
+        cfg(&[], "metrics = false").unwrap().metrics,
+        MetricsSetting::Off
+    );
     assert!(parse_toml("metrics = \"nowhere\"").is_err());
 }
 
@@ -213,7 +219,9 @@ fn missing_file_is_named() {
 
 #[test]
 fn help_mentions_every_file_key() {
-    let help = Cli::command_named("ringgate", "0").render_long_help().to_string();
+    let help = Cli::command_named("ringgate", "0")
+        .render_long_help()
+        .to_string();
     for key in [
         "[listeners] fastcgi",
         "[listeners] scgi",
@@ -264,7 +272,10 @@ fn help_shows_the_real_defaults() {
     ] {
         assert!(help.contains(&shown), "--help lacks {shown}:\n{help}");
     }
-    assert!(help.contains("Request headers"), "--max-headers limits request headers");
+    assert!(
+        help.contains("Request headers"),
+        "--max-headers limits request headers"
+    );
 }
 
 #[test]

@@ -113,9 +113,7 @@ fn huge_declared_length_is_refused_before_buffering() {
     d.push(&[0xff, 0xff]).unwrap();
     assert_eq!(
         d.push(&[0xff]),
-        Err(ParamsError::TooLarge {
-            limit: BUDGET
-        })
+        Err(ParamsError::TooLarge { limit: BUDGET })
     );
     assert_eq!(d.buf.capacity(), 0);
     // Value length alone too large.

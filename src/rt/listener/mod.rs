@@ -21,8 +21,8 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 
-pub use addr::{ListenAddr, ParseAddrError, MAX_UNIX_PATH_BYTES};
-pub use systemd::{protocol_for_name, take_inherited, InheritError};
+pub use addr::ListenAddr;
+pub use systemd::take_inherited;
 pub use unix::{resolve_group, resolve_user, UnixBindError, UnixPathGuard, UnixSocketOptions};
 
 use crate::channel::Protocol;
@@ -253,11 +253,6 @@ impl ListenerSet {
                 sockets: Sockets::Shared(l, Sharing::Inherited),
             });
         }
-    }
-
-    /// Whether there is no listener at all.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Each listener's spec and its real bound address, for the startup log.

@@ -2,14 +2,12 @@
 //! Docker's default profile uses) makes `io_uring_setup` return EPERM or ENOSYS on one
 //! thread.
 
-mod common;
-
-use ringgate::rt::backend::{self, Backend, BackendError, IoMode, UnavailableCause, WorkerRuntime};
+use crate::rt::backend::{self, Backend, BackendError, IoMode, UnavailableCause, WorkerRuntime};
 
 #[test]
 fn auto_picks_uring_on_this_machine() {
     let r = backend::resolve(IoMode::Auto).unwrap();
-    if common::uring_expected() {
+    if super::support::uring_expected() {
         assert_eq!(r.backend, Backend::Uring, "fallback: {:?}", r.fallback);
         assert!(r.fallback.is_none());
         assert_eq!(r.worker_mode(), IoMode::Auto);
@@ -32,7 +30,7 @@ fn forced_epoll_never_touches_io_uring() {
 /// Run `f` on a new thread whose `io_uring_setup` fails with `errno`.
 fn on_denied_thread<T: Send + 'static>(errno: i32, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
-        common::deny_io_uring_setup(errno).expect("install seccomp filter");
+        super::support::deny_io_uring_setup(errno).expect("install seccomp filter");
         f()
     })
     .join()

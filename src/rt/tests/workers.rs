@@ -3,21 +3,19 @@
 //! connections up to its deadline, the connection limit holds, and startup errors reach
 //! the caller.
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ringgate::channel::Protocol;
-use ringgate::rt::accept::{Accepted, Stream};
-use ringgate::rt::backend::{Backend, IoMode};
-use ringgate::rt::bufpool::BufPoolConfig;
-use ringgate::rt::listener::{BindOptions, ListenAddr, ListenerSet, ListenerSpec};
-use ringgate::rt::serve::{serve, ConnContext, DrainReport, ServeOptions};
-use ringgate::rt::worker::{StartError, WorkerOptions, WorkerStartError, Workers};
+use crate::channel::Protocol;
+use crate::rt::accept::{Accepted, Stream};
+use crate::rt::backend::{Backend, IoMode};
+use crate::rt::bufpool::BufPoolConfig;
+use crate::rt::listener::{BindOptions, ListenAddr, ListenerSet, ListenerSpec};
+use crate::rt::serve::{serve, ConnContext, DrainReport, ServeOptions};
+use crate::rt::worker::{StartError, WorkerOptions, WorkerStartError, Workers};
 
 async fn write_all(stream: &mut Stream, data: &'static [u8]) {
     use tokio::io::AsyncWriteExt;
@@ -34,7 +32,7 @@ struct Running {
     reports: mpsc::Receiver<DrainReport>,
     tcp: String,
     unix: std::path::PathBuf,
-    _files: Vec<ringgate::rt::listener::UnixPathGuard>,
+    _files: Vec<crate::rt::listener::UnixPathGuard>,
 }
 
 fn run<H, F>(name: &str, io: IoMode, opts: ServeOptions, handler: H) -> Running
@@ -42,7 +40,7 @@ where
     H: Fn(Accepted, ConnContext) -> F + Copy + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + 'static,
 {
-    let dir = common::temp_dir(name);
+    let dir = super::support::temp_dir(name);
     let unix = dir.join("s.sock");
     let specs = [
         ListenerSpec::new(Protocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
@@ -53,7 +51,6 @@ where
     let (per_worker, files) = set.split().unwrap();
     let (tx, reports) = mpsc::channel();
     let wo = WorkerOptions {
-        workers: 2,
         pin: false,
         io,
         buffers: BufPoolConfig {
@@ -128,7 +125,7 @@ fn every_stream_kind_is_writable(io: IoMode) {
 
 #[test]
 fn every_stream_kind_is_writable_on_uring() {
-    if common::uring_expected() {
+    if super::support::uring_expected() {
         every_stream_kind_is_writable(IoMode::Uring);
     }
 }
@@ -235,7 +232,7 @@ fn connection_limit_closes_extra_connections() {
 fn worker_runtime_failure_reaches_the_caller() {
     let err = std::thread::spawn(|| {
         // Threads spawned from here inherit the filter.
-        common::deny_io_uring_setup(libc::EPERM).unwrap();
+        super::support::deny_io_uring_setup(libc::EPERM).unwrap();
         let set = ListenerSet::bind(
             &[ListenerSpec::new(
                 Protocol::FastCgi,
@@ -247,7 +244,6 @@ fn worker_runtime_failure_reaches_the_caller() {
         .unwrap();
         let (per_worker, _) = set.split().unwrap();
         let wo = WorkerOptions {
-            workers: 2,
             pin: true,
             io: IoMode::Uring,
             buffers: BufPoolConfig::default(),
