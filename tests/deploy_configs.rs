@@ -1,17 +1,16 @@
 //! Checks the files under `deploy/` against the code: every metric they name is one ringgate
 //! exports (`ringgate::metrics::names`), the dashboard shows every metric, the example config
-//! carries the engines' defaults and only limit keys the metrics know, and the systemd socket
-//! names are the config's protocol names. The programs that read those files check their syntax
+//! has every settings key with its real default and only limit keys the metrics know, and the
+//! systemd socket names are the config's protocol names. The programs that read those files check their syntax
 //! in `deploy/check-configs.sh`.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ringgate::channel::{Limits, Timeouts};
 use ringgate::metrics::{names, KNOWN_LIMITS};
+use ringgate::settings::FileMode;
+use ringgate::Settings;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -166,61 +165,67 @@ fn alert_rules_and_their_tests_cover_the_required_alerts() {
     }
 }
 
-fn example() -> toml::Table {
-    read(&deploy().join("ringgate.example.toml"))
-        .parse()
-        .unwrap()
+fn example_path() -> PathBuf {
+    deploy().join("ringgate.example.toml")
 }
 
-fn duration(s: &str) -> Duration {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split]
-        .parse()
-        .unwrap_or_else(|_| panic!("bad duration {s:?}"));
-    match &s[split..] {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(60 * n),
-        unit => panic!("unknown unit {unit:?} in {s:?}"),
+/// The example file with its commented-out keys (`# key = value`) put back.
+fn example_with_every_key() -> toml::Table {
+    let text: String = read(&example_path())
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| is_key(k)) => rest,
+            _ => line,
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    text.parse().unwrap()
+}
+
+fn is_key(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// The keys of `table`, with those of its sub-tables as `table.key`.
+fn keys(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
+    for (key, value) in table {
+        let name = format!("{prefix}{key}");
+        match value {
+            toml::Value::Table(t) => keys(t, &format!("{name}."), out),
+            _ => {
+                out.insert(name);
+            }
+        }
     }
 }
 
 #[test]
-fn example_config_has_every_key_with_the_engine_defaults() {
-    let conf = example();
-    assert!(["auto", "uring", "epoll"].contains(&conf["io"].as_str().unwrap()));
-    conf["metrics"]
-        .as_str()
-        .unwrap()
-        .parse::<SocketAddr>()
-        .unwrap();
-    let listeners = conf["listeners"].as_table().unwrap();
-    for protocol in ["fastcgi", "scgi"] {
-        for addr in listeners[protocol].as_array().unwrap() {
-            let addr = addr.as_str().unwrap();
-            assert!(
-                addr.starts_with("unix:/") || addr.parse::<SocketAddr>().is_ok(),
-                "bad listener address {addr}"
-            );
-        }
-    }
+fn example_config_has_every_key_with_its_real_default() {
+    // Every value the file sets is the default, but the listeners (examples).
+    let mut parsed = Settings::from_file(&example_path()).expect("the example config parses");
+    let defaults = Settings::default();
+    assert_eq!(parsed.listeners.fastcgi.len() + parsed.listeners.scgi.len(), 4);
+    parsed.listeners.fastcgi.clear();
+    parsed.listeners.scgi.clear();
+    assert_eq!(parsed, defaults, "the example config is not the defaults");
 
-    let limits = conf["limits"].as_table().unwrap();
-    let int = |key: &str| limits[key].as_integer().unwrap() as usize;
-    let defaults = Limits::default();
-    assert_eq!(int("max_params_bytes"), defaults.max_params_bytes);
-    assert_eq!(int("max_params_pairs"), defaults.max_params_pairs);
-    assert_eq!(int("max_scgi_header_bytes"), defaults.max_scgi_header_bytes);
-    assert_eq!(int("max_headers"), defaults.max_headers);
-    assert_eq!(int("max_body_buffer_bytes"), defaults.max_body_buffer_bytes);
-    assert_eq!(
-        int("max_requests_per_connection"),
-        defaults.max_requests_per_connection
-    );
-    assert_eq!(int("max_connections"), defaults.max_connections);
-    assert_eq!(limits["mpxs_conns"].as_bool(), Some(defaults.mpxs_conns));
-    assert_eq!(int("send_queue_high_water"), defaults.send_queue_high_water);
+    // Every key the settings have is in the file (optional ones commented out), and no other.
+    let mut full = defaults.clone();
+    full.listeners.socket_mode = Some(FileMode(0o660));
+    full.listeners.socket_owner = Some("ringgate".into());
+    full.listeners.socket_group = Some("www-data".into());
+    let mut want = BTreeSet::new();
+    keys(&full.to_toml().parse().unwrap(), "", &mut want);
+    want.insert("workers".into());
+    let mut have = BTreeSet::new();
+    let every = example_with_every_key();
+    keys(&every, "", &mut have);
+    assert_eq!(have, want, "keys of deploy/ringgate.example.toml");
+    let commented = Settings::from_toml(&toml::to_string(&every).unwrap()).unwrap();
+    assert_eq!(commented.listeners.socket_mode, Some(FileMode(0o660)));
+
     // Every limit key is pre-registered as a metric label, and every max_* label is documented.
+    let limits = every["limits"].as_table().unwrap();
     for key in limits.keys().filter(|k| k.starts_with("max_")) {
         assert!(
             KNOWN_LIMITS.contains(&key.as_str()),
@@ -233,16 +238,7 @@ fn example_config_has_every_key_with_the_engine_defaults() {
             "the example config does not document {key}"
         );
     }
-
-    let timeouts = conf["timeouts"].as_table().unwrap();
-    let secs = |key: &str| duration(timeouts[key].as_str().unwrap());
-    let defaults = Timeouts::default();
-    assert_eq!(secs("params"), defaults.params);
-    assert_eq!(secs("body_idle"), defaults.body_idle);
-    assert_eq!(secs("keepalive_idle"), defaults.keepalive_idle);
-    for key in ["handler", "write", "drain"] {
-        assert!(secs(key) > Duration::ZERO, "{key}");
-    }
+    let timeouts = every["timeouts"].as_table().unwrap();
     for key in KNOWN_LIMITS
         .iter()
         .filter_map(|k| k.strip_suffix("_timeout"))
@@ -281,25 +277,32 @@ fn systemd_socket_names_are_the_config_protocols() {
     }
     assert!(service.lines().any(|l| l == "Type=notify"));
     assert!(service.contains("--config /etc/ringgate/ringgate.toml"));
-    let protocols: BTreeSet<String> = example()["listeners"]
+    // The listener lists are the ones named after a protocol.
+    let protocols: BTreeSet<String> = example_with_every_key()["listeners"]
         .as_table()
         .unwrap()
-        .keys()
-        .cloned()
+        .iter()
+        .filter(|(_, v)| v.is_array())
+        .map(|(k, _)| k.clone())
         .collect();
     assert_eq!(names, protocols);
 }
 
 #[test]
 fn ringgate_itself_accepts_the_example_config() {
-    use clap::Parser;
-    let path = deploy().join("ringgate.example.toml");
-    let cli = ringgate::config::Cli::parse_from(["ringgate", "--config", path.to_str().unwrap()]);
-    let config = ringgate::config::Config::from_cli(cli).expect("the example config parses");
-    assert_eq!(config.metrics, Some("127.0.0.1:9500".parse().unwrap()));
-    assert_eq!(config.listeners.len(), 4);
+    let path = example_path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringgate"))
+        .args(["--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(
-        config.limits.engine().send_queue_high_water,
-        Limits::default().send_queue_high_water
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let printed = Settings::from_toml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(printed, Settings::from_file(&path).unwrap());
+    assert_eq!(printed.metrics.addr(), Some("127.0.0.1:9500".parse().unwrap()));
 }
