@@ -204,7 +204,10 @@ fn example_config_has_every_key_with_its_real_default() {
     // Every value the file sets is the default, but the listeners (examples).
     let mut parsed = Settings::from_file(&example_path()).expect("the example config parses");
     let defaults = Settings::default();
-    assert_eq!(parsed.listeners.fastcgi.len() + parsed.listeners.scgi.len(), 4);
+    assert_eq!(
+        parsed.listeners.fastcgi.len() + parsed.listeners.scgi.len(),
+        4
+    );
     parsed.listeners.fastcgi.clear();
     parsed.listeners.scgi.clear();
     assert_eq!(parsed, defaults, "the example config is not the defaults");
@@ -304,5 +307,8 @@ fn ringgate_itself_accepts_the_example_config() {
     );
     let printed = Settings::from_toml(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(printed, Settings::from_file(&path).unwrap());
-    assert_eq!(printed.metrics.addr(), Some("127.0.0.1:9500".parse().unwrap()));
+    assert_eq!(
+        printed.metrics.addr(),
+        Some("127.0.0.1:9500".parse().unwrap())
+    );
 }

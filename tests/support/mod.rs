@@ -3,6 +3,9 @@
 //! and by real front ends elsewhere).
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod frontend;
+pub mod program;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

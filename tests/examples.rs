@@ -1,0 +1,210 @@
+//! The examples as programs: `examples/axum.rs` (an axum `Router` through the tower
+//! adapter) answers the demo's routes the way the built-in demo does, plus its JSON route,
+//! over FastCGI (TCP and Unix, multiplexed), SCGI and nginx; `examples/hello.rs` answers
+//! any URI. Both take the `ringgate` binary's options.
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::frontend::{curl, have, start_nginx};
+use support::program::example;
+use support::*;
+
+fn axum(io: &str) -> Server {
+    Server::start_program(&example("axum"), io, &[])
+}
+
+/// The routes both the demo and the axum example serve, with the answers they must give.
+fn demo_routes<S: std::io::Read + std::io::Write>(c: &mut FcgiConn<S>) {
+    let hello = c.call(1, true, "GET", "/hello", b"");
+    assert_eq!(hello.http(), (200, b"Hello, world!\n".to_vec()));
+    let head = String::from_utf8_lossy(&hello.stdout).to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: text/plain; charset=utf-8"),
+        "{head}"
+    );
+    assert!(head.contains("content-length: 14"), "{head}");
+    assert!(hello.complete());
+
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(c.call(2, true, "POST", "/echo", &body).http(), (200, body));
+    assert_eq!(
+        c.call(3, true, "GET", "/stream?chunks=3&size=5", b"")
+            .http(),
+        (200, expected_stream(3, 5))
+    );
+    assert_eq!(
+        c.call(4, true, "GET", "/stream?chunks=40&size=70000", b"")
+            .http(),
+        (200, expected_stream(40, 70000))
+    );
+    assert_eq!(
+        c.call(5, true, "GET", "/stream?chunks=2000&size=1048576", b"")
+            .http(),
+        (400, b"stream too large\n".to_vec())
+    );
+    assert_eq!(
+        c.call(6, true, "GET", "/status/418", b"").http(),
+        (418, b"418 I'm a teapot\n".to_vec())
+    );
+    assert_eq!(
+        c.call(7, true, "POST", "/status/201", b"").http(),
+        (201, b"201 Created\n".to_vec())
+    );
+    assert_eq!(c.call(8, true, "GET", "/status/99", b"").http().0, 400);
+    assert_eq!(c.call(9, true, "GET", "/status/abc", b"").http().0, 400);
+    assert_eq!(
+        c.call(10, true, "GET", "/slow?ms=30", b"").http(),
+        (200, b"slept 30 ms\n".to_vec())
+    );
+    assert_eq!(
+        c.call(11, true, "DELETE", "/hello", b"").http(),
+        (405, b"method not allowed\n".to_vec())
+    );
+    assert_eq!(c.call(12, true, "GET", "/echo", b"").http().0, 405);
+    assert_eq!(
+        c.call(13, true, "GET", "/nowhere", b"").http(),
+        (404, b"not found\n".to_vec())
+    );
+}
+
+fn axum_serves_the_demo_routes(io: &str) {
+    let server = axum(io);
+    let mut c = server.fcgi();
+    demo_routes(&mut c);
+    demo_routes(&mut server.fcgi_unix());
+
+    let user = c.call(20, true, "GET", "/users/42", b"");
+    assert_eq!(user.http(), (200, br#"{"id":42}"#.to_vec()));
+    let head = String::from_utf8_lossy(&user.stdout).to_ascii_lowercase();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(c.call(21, true, "GET", "/users/x", b"").http().0, 400);
+
+    // Multiplexed: a slow request does not hold back the quick ones behind it.
+    let mut all = fcgi_request(30, true, "GET", "/slow?ms=300", b"");
+    all.extend_from_slice(&fcgi_request(31, true, "GET", "/hello", b""));
+    all.extend_from_slice(&fcgi_request(32, true, "POST", "/echo", b"abc"));
+    c.send(&all);
+    let r = c.responses(&[30, 31, 32]);
+    assert_eq!(r[&31].http().0, 200);
+    assert_eq!(r[&32].http(), (200, b"abc".to_vec()));
+    assert_eq!(r[&30].http(), (200, b"slept 300 ms\n".to_vec()));
+
+    // SCGI, over TCP.
+    let scgi = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+    assert_eq!(
+        scgi_call(scgi, "GET", "/users/7", b"", no_half_close),
+        (200, br#"{"id":7}"#.to_vec())
+    );
+}
+
+#[test]
+fn axum_serves_the_demo_routes_on_epoll() {
+    axum_serves_the_demo_routes("epoll");
+}
+
+#[test]
+fn axum_serves_the_demo_routes_on_uring() {
+    axum_serves_the_demo_routes("auto");
+}
+
+#[test]
+fn axum_slow_request_is_cancelled_on_abort() {
+    let server = axum("auto");
+    let mut c = server.fcgi();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    c.send(&fcgi_request(1, true, "GET", "/slow?ms=60000", b""));
+    std::thread::sleep(Duration::from_millis(100));
+    c.abort(1);
+    let r = c.responses(&[1]);
+    assert!(r[&1].end.is_some(), "the aborted request is ended");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "ended at once, not after the handler's sleep"
+    );
+    server.wait_metric("ringgate_aborts_total{cause=\"peer_abort\"}", |v| v >= 1.0);
+    server.wait_metric("ringgate_requests_in_flight", |v| v == 0.0);
+    // The connection goes on serving.
+    assert_eq!(c.call(2, true, "GET", "/hello", b"").http().0, 200);
+}
+
+#[test]
+fn axum_echo_streams_a_body_larger_than_the_buffers() {
+    // 8 MiB through a 256 KiB body buffer and a one-chunk channel: both directions are
+    // bounded, so this only completes if the body streams.
+    let server = axum("auto");
+    let mut c = server.fcgi();
+    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
+    assert_eq!(c.call(1, true, "PUT", "/echo", &body).http(), (200, body));
+}
+
+#[test]
+fn hello_answers_any_uri() {
+    let server = Server::start_program(&example("hello"), "auto", &[]);
+    let mut c = server.fcgi();
+    assert_eq!(
+        c.call(1, true, "GET", "/any/where?x=1", b"").http(),
+        (200, b"you asked for /any/where?x=1\n".to_vec())
+    );
+    assert_eq!(
+        c.call(2, true, "POST", "/", b"body").http(),
+        (200, b"you asked for /\n".to_vec())
+    );
+    let scgi = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+    assert_eq!(
+        scgi_call(scgi, "GET", "/s", b"", no_half_close),
+        (200, b"you asked for /s\n".to_vec())
+    );
+}
+
+#[test]
+fn examples_answer_version_as_themselves() {
+    for name in ["hello", "axum"] {
+        let out = std::process::Command::new(example(name))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let version = String::from_utf8(out.stdout).unwrap();
+        assert!(version.starts_with(&format!("{name} ")), "{version}");
+    }
+}
+
+#[test]
+fn examples_behind_nginx() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let server = axum("auto");
+    let front = start_nginx(&server);
+    assert_eq!(
+        curl(front.http, "/hello", &[]),
+        (200, b"Hello, world!\n".to_vec())
+    );
+    assert_eq!(
+        curl(front.http, "/users/5", &[]),
+        (200, br#"{"id":5}"#.to_vec())
+    );
+    assert_eq!(
+        curl(front.http, "/echo", &["--data-binary", "streamed"]),
+        (200, b"streamed".to_vec())
+    );
+    assert_eq!(
+        curl(front.http, "/stream?chunks=4&size=100000", &[]),
+        (200, expected_stream(4, 100000))
+    );
+    assert_eq!(curl(front.http, "/status/503", &[]).0, 503);
+    drop(front);
+
+    let server = Server::start_program(&example("hello"), "auto", &[]);
+    let front = start_nginx(&server);
+    assert_eq!(
+        curl(front.http, "/x?y=z", &[]),
+        (200, b"you asked for /x?y=z\n".to_vec())
+    );
+}
