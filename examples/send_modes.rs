@@ -31,7 +31,7 @@ use send::{send_direct, send_fixed, send_plain};
 
 /// The runtime's send paths, compiled from its source (the runtime is internal to the
 /// library), so the paths measured are the ones it runs.
-#[allow(dead_code, unreachable_pub)] // The example uses three of the module's functions.
+#[allow(unreachable_pub)] // Its items are `pub` for the library it belongs to.
 #[path = "../src/rt/send.rs"]
 mod send;
 

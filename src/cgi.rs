@@ -50,16 +50,22 @@ pub fn vars_from_env(
 
 async fn serve<H: Handler>(handler: H, vars: CgiVars) {
     let limits = Limits::default();
+    let timeouts = Timeouts {
+        handler: HANDLER_TIMEOUT,
+        write: HANDLER_TIMEOUT,
+        ..Timeouts::default()
+    };
+    let limits = Limits {
+        max_in_flight: 1,
+        ..limits
+    };
     let worker = WorkerShared::new(
         handler,
         Rc::new(WorkerMetrics::disabled()),
         limits.clone(),
-        Timeouts::default(),
-        HANDLER_TIMEOUT,
-        HANDLER_TIMEOUT,
-        1,
+        timeouts.clone(),
     );
-    let engine = StreamEngine::cgi(vars, limits, Timeouts::default(), Instant::now());
+    let engine = StreamEngine::cgi(vars, limits, timeouts, Instant::now());
     let stdin = EpollRead::new(tokio::io::stdin());
     let stdout = Stdout(tokio::io::stdout());
     let listener = ListenerNames::new().add("cgi");
@@ -73,7 +79,7 @@ impl WriteHalf for Stdout {
     async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
         self.0.write_all(&data).await?;
         self.0.flush().await?;
-        Ok(SendMode::Plain)
+        Ok(SendMode::Epoll)
     }
 
     fn shutdown(&mut self) {}

@@ -309,9 +309,6 @@ impl<F: HandlerFactory> PerWorker<F> {
             metrics.clone(),
             s.limits.clone(),
             s.timeouts.clone(),
-            s.timeouts.handler,
-            s.timeouts.write,
-            s.limits.max_in_flight,
         );
         tokio::task::spawn_local(follow_shutdown(ctx.shutdown.clone(), shared.clone()));
         let labels = Rc::new(self.labels.clone());

@@ -232,6 +232,6 @@ impl http_body::Body for SendBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }

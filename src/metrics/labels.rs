@@ -5,27 +5,27 @@
 
 use crate::proto::fastcgi::ProtocolStatus;
 
-/// How a send was submitted to the kernel.
+/// How a send reached the kernel (the paths `rt::send` measured and the runtime uses).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum SendMode {
-    /// A plain `send`/`write` from an ordinary buffer.
-    Plain,
-    /// `write_fixed` from a registered buffer.
-    Fixed,
-    /// `IORING_OP_SEND_ZC`.
-    ZeroCopy,
+    /// io_uring backend: one `send(2)` from the worker thread took all of it.
+    Direct,
+    /// io_uring backend: the socket buffer was full, io_uring writes carried the rest.
+    Ring,
+    /// epoll backend: a `write` through tokio.
+    Epoll,
 }
 
 impl SendMode {
     /// Every value, in index order.
-    pub const ALL: [Self; 3] = [Self::Plain, Self::Fixed, Self::ZeroCopy];
+    pub const ALL: [Self; 3] = [Self::Direct, Self::Ring, Self::Epoll];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Plain => "plain",
-            Self::Fixed => "fixed",
-            Self::ZeroCopy => "zerocopy",
+            Self::Direct => "direct",
+            Self::Ring => "ring",
+            Self::Epoll => "epoll",
         }
     }
 }

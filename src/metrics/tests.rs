@@ -271,9 +271,9 @@ fn connections_bytes_sends_and_slabs() {
         m.bytes_received(1000);
         m.bytes_received(24);
         m.bytes_sent(1 << 20);
-        m.send(SendMode::Plain);
-        m.send(SendMode::ZeroCopy);
-        m.send(SendMode::ZeroCopy);
+        m.send(SendMode::Direct);
+        m.send(SendMode::Epoll);
+        m.send(SendMode::Epoll);
         m.zerocopy_copied();
         m.buffer_pool_exhausted();
         m.set_slab(SlabKind::Requests, 10, 1024);
@@ -294,9 +294,9 @@ fn connections_bytes_sends_and_slabs() {
             r#"ringgate_connections_closed_total{reason="overloaded"} 0"#,
             "ringgate_received_bytes_total 1024",
             "ringgate_sent_bytes_total 1048576",
-            r#"ringgate_sends_total{mode="plain"} 1"#,
-            r#"ringgate_sends_total{mode="fixed"} 0"#,
-            r#"ringgate_sends_total{mode="zerocopy"} 2"#,
+            r#"ringgate_sends_total{mode="direct"} 1"#,
+            r#"ringgate_sends_total{mode="ring"} 0"#,
+            r#"ringgate_sends_total{mode="epoll"} 2"#,
             "ringgate_zerocopy_copied_total 1",
             "ringgate_buffer_pool_exhausted_total 1",
             r#"ringgate_slab_entries{worker="3",kind="requests"} 12"#,

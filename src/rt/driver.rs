@@ -77,39 +77,28 @@ pub struct WorkerShared<H> {
     in_flight: Cell<usize>,
     connections: RefCell<Slab<Weak<dyn Drain>>>,
     draining: Cell<bool>,
-    all_closed: Notify,
 }
 
 impl<H: Handler> WorkerShared<H> {
-    /// The shared state of a new worker.
-    #[allow(clippy::too_many_arguments)] // One plain constructor beats a builder for a crate-internal type.
+    /// The shared state of a new worker, with the settings' limits and timeouts.
     pub fn new(
         handler: H,
         metrics: Rc<WorkerMetrics>,
         limits: Limits,
         timeouts: Timeouts,
-        handler_timeout: Duration,
-        write_timeout: Duration,
-        max_in_flight: usize,
     ) -> Rc<Self> {
         Rc::new(Self {
             handler: Rc::new(handler),
             metrics,
+            handler_timeout: timeouts.handler,
+            write_timeout: timeouts.write,
+            max_in_flight: limits.max_in_flight,
             limits,
             timeouts,
-            handler_timeout,
-            write_timeout,
-            max_in_flight,
             in_flight: Cell::new(0),
             connections: RefCell::new(Slab::new()),
             draining: Cell::new(false),
-            all_closed: Notify::new(),
         })
-    }
-
-    /// Connections open on this worker.
-    pub fn connections(&self) -> usize {
-        self.connections.borrow().len()
     }
 
     fn count_connections(&self) {
@@ -144,11 +133,6 @@ impl<H: Handler> WorkerShared<H> {
             .set_slab(SlabKind::Requests, n, self.max_in_flight);
     }
 
-    /// Whether the worker takes new connections (false while draining or over the limit).
-    pub fn accepting(&self) -> bool {
-        !self.draining.get()
-    }
-
     /// Stops new requests on every connection; in-flight ones finish.
     pub fn drain(&self) {
         self.draining.set(true);
@@ -160,13 +144,6 @@ impl<H: Handler> WorkerShared<H> {
             .collect();
         for conn in conns {
             conn.drain();
-        }
-    }
-
-    /// Waits until every connection closed.
-    pub async fn closed(&self) {
-        while self.connections() > 0 {
-            self.all_closed.notified().await;
         }
     }
 
@@ -279,9 +256,6 @@ pub async fn serve<E, H, R, W>(
     worker.metrics.connection_closed(listener, reason);
     worker.connections.borrow_mut().remove(id);
     worker.count_connections();
-    if worker.connections() == 0 {
-        worker.all_closed.notify_waiters();
-    }
 }
 
 impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
@@ -466,8 +440,15 @@ async fn run_request<E: Channel + 'static, H: Handler>(
         .engine
         .borrow_mut()
         .send_head(key, parts.status, &parts.headers, now());
-    if sent.is_err() {
-        return; // Aborted meanwhile: the key is stale.
+    match sent {
+        Ok(true) => {}
+        Ok(false) => {
+            // A 1xx status where the final one must be: the engine cannot send it, so the
+            // request ends as a handler error (a 500, since nothing was sent).
+            tracing::warn!(status = %parts.status, "handler answered with an interim status");
+            return conn.abort_request(key, AbortCause::HandlerError);
+        }
+        Err(_) => return, // Aborted meanwhile: the key is stale.
     }
     conn.after();
     loop {

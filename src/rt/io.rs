@@ -28,8 +28,8 @@ pub trait UringStream: std::os::fd::AsRawFd + 'static {
         &self,
         buf: FixedBuf,
     ) -> impl std::future::Future<Output = (io::Result<usize>, FixedBuf)>;
-    /// Writes all of `data`.
-    fn write_all(&self, data: Bytes) -> impl std::future::Future<Output = io::Result<()>>;
+    /// Writes all of `data`; says whether io_uring writes were needed.
+    fn write_all(&self, data: Bytes) -> impl std::future::Future<Output = io::Result<SendMode>>;
     /// Shuts the socket down.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 }
@@ -43,10 +43,15 @@ macro_rules! uring_stream {
             async fn read_fixed(&self, buf: FixedBuf) -> (io::Result<usize>, FixedBuf) {
                 <$ty>::read_fixed(self, buf).await
             }
-            async fn write_all(&self, data: Bytes) -> io::Result<()> {
+            async fn write_all(&self, data: Bytes) -> io::Result<SendMode> {
                 // One send(2) first, io_uring only for what the socket buffer did not take:
                 // measured cheaper at every size (see `rt::send`).
-                super::send::send_direct(self, data).await.0.map(|_| ())
+                let sent = super::send::send_direct(self, data).await.0?;
+                Ok(if sent.ops <= 1 {
+                    SendMode::Direct
+                } else {
+                    SendMode::Ring
+                })
             }
             fn shutdown(&self, how: Shutdown) -> io::Result<()> {
                 <$ty>::shutdown(self, how)
@@ -113,7 +118,7 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
 
 impl<S: UringStream> WriteHalf for UringWrite<S> {
     async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
-        self.0.write_all(data).await.map(|()| SendMode::Plain)
+        self.0.write_all(data).await
     }
     fn shutdown(&mut self) {
         let _ = self.0.shutdown(Shutdown::Both);
@@ -222,7 +227,7 @@ impl SocketHalf for tokio::net::unix::OwnedWriteHalf {
 
 impl<W: SocketHalf> WriteHalf for EpollWrite<W> {
     async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
-        self.0.write_all(&data).await.map(|()| SendMode::Plain)
+        self.0.write_all(&data).await.map(|()| SendMode::Epoll)
     }
     fn shutdown(&mut self) {
         self.0.shutdown_both();

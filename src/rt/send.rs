@@ -133,21 +133,20 @@
 //! - Up to 16 KiB, an io_uring write costs 1.3-1.5x (TCP) and 1.7-3.9x (Unix) the sender
 //!   CPU per byte of a `send(2)` on epoll, and a direct send matches epoll. From 64 KiB up
 //!   all ways are within the noise of each other, direct included. So every send starts
-//!   direct ([`DIRECT_SEND_MAX_BYTES`] is `None`: no limit); the io_uring write only
-//!   carries what the socket buffer could not take, and waits for the peer.
+//!   direct, at every size; the io_uring write only carries what the socket buffer could not
+//!   take, and waits for the peer.
 //! - Registered buffers show no consistent gain: sending, fixed is within the noise of
 //!   plain at every size; receiving, one row (TCP, 16 KiB) favours fixed and the others
 //!   are equal or favour plain. A socket write copies from user memory without pinning
-//!   pages, so registration has little to save. [`FIXED_MIN_BYTES`] is therefore `None`:
-//!   no send picks a registered buffer, and the pool is off by default
-//!   ([`super::bufpool::DEFAULT_BUFFER_COUNT`]).
+//!   pages, so registration has little to save. No send uses a registered buffer, and the
+//!   pool (for reads) is off by default ([`super::bufpool::DEFAULT_BUFFER_COUNT`]).
 //! - io_uring reads also cost 2-4x the CPU per byte of epoll reads up to 16 KiB in the
 //!   `--recv` table (one connection, one read in flight): worth knowing for the
 //!   connection driver; with many connections per worker the ring's system calls are
 //!   shared, which this benchmark does not show.
 
-// Production sends are direct (`send_direct`); the other paths and the policy constants are
-// measured by `examples/send_modes.rs`, which compiles this file as its own module.
+// Production sends are direct (`send_direct`); the other paths are measured by
+// `examples/send_modes.rs`, which compiles this file as its own module.
 #![cfg_attr(not(test), allow(dead_code))]
 
 use std::io;
@@ -155,47 +154,6 @@ use std::os::fd::AsRawFd;
 
 use tokio_uring::buf::fixed::FixedBuf;
 use tokio_uring::buf::{BoundedBuf, IoBuf};
-
-/// Sends up to this long start with a direct `send(2)`; `None`: every send (see the module
-/// docs: equal or better than an io_uring write at every measured size).
-pub const DIRECT_SEND_MAX_BYTES: Option<usize> = None;
-
-/// Sends at least this long use a registered buffer when one is free; `None`: never
-/// (no measured gain at any size, see the module docs).
-pub const FIXED_MIN_BYTES: Option<usize> = None;
-
-/// How one send is made.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum SendMode {
-    /// [`send_direct`].
-    Direct,
-    /// [`send_plain`].
-    Plain,
-    /// [`send_fixed`].
-    Fixed,
-}
-
-impl SendMode {
-    /// Label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Direct => "direct",
-            Self::Plain => "plain",
-            Self::Fixed => "fixed",
-        }
-    }
-}
-
-/// The mode for a send of `len` bytes; `fixed_free`: a registered buffer is available.
-pub fn choose(len: usize, fixed_free: bool) -> SendMode {
-    if FIXED_MIN_BYTES.is_some_and(|min| fixed_free && len >= min) {
-        SendMode::Fixed
-    } else if DIRECT_SEND_MAX_BYTES.is_none_or(|max| len <= max) {
-        SendMode::Direct
-    } else {
-        SendMode::Plain
-    }
-}
 
 /// A completed send.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -446,13 +404,5 @@ mod tests {
             assert_eq!(got.len(), 101_010);
             assert!(got[..100_000] == pattern(100_000)[..]);
         });
-    }
-
-    #[test]
-    fn choice_follows_the_measured_policy() {
-        for len in [0, 1, 1024, 64 * 1024, 1 << 20, usize::MAX] {
-            assert_eq!(choose(len, false), SendMode::Direct);
-            assert_eq!(choose(len, true), SendMode::Direct, "no size picks fixed");
-        }
     }
 }
