@@ -6,13 +6,14 @@ use std::process::{Command, Stdio};
 
 use super::{free_port, temp_dir, Server};
 
-/// The path of example `name`, built (with every feature) if `cargo test` did not build it.
+/// The path of example `name`, built (with every feature) first: `cargo test` builds the
+/// examples, but `cargo test --test NAME` does not, and a stale one would be tested.
 pub fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/<test binary> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_owned();
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
+    {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
