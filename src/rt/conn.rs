@@ -8,8 +8,9 @@ use super::accept::{Accepted, Stream};
 use super::bufpool::{BufPool, PoolBuf};
 use super::driver::{self, WorkerShared};
 use super::io;
+use super::listener::ListenerProtocol;
 use crate::app::Handler;
-use crate::channel::{Channel, FastCgiEngine, Protocol, StreamEngine};
+use crate::channel::{Channel, FastCgiEngine, StreamEngine};
 use crate::metrics::ListenerLabel;
 
 /// Maps listener names to their metric labels (a handful: a linear scan).
@@ -41,11 +42,11 @@ pub async fn serve_connection<H: Handler>(
     let label = labels.of(&conn.listener.name);
     let now = Instant::now();
     match conn.listener.protocol {
-        Protocol::FastCgi => {
+        ListenerProtocol::FastCgi => {
             let engine = FastCgiEngine::new(worker.limits.clone(), worker.timeouts.clone(), now);
             serve_stream(engine, conn.stream, worker, label, &bufpool).await
         }
-        Protocol::Scgi | Protocol::Cgi => {
+        ListenerProtocol::Scgi => {
             let engine = StreamEngine::scgi(worker.limits.clone(), worker.timeouts.clone(), now);
             serve_stream(engine, conn.stream, worker, label, &bufpool).await
         }

@@ -42,9 +42,8 @@ pub use crate::rt::listener::ListenAddr;
 pub use cli::Cli;
 pub use units::{ByteSize, FileMode};
 
-use crate::channel::Protocol;
 use crate::rt::bufpool;
-use crate::rt::listener::ListenerSpec;
+use crate::rt::listener::{ListenerProtocol, ListenerSpec};
 
 /// FastCGI listener used when no listener is configured (nor inherited from systemd).
 pub const DEFAULT_FASTCGI_ADDR: &str = "127.0.0.1:9000";
@@ -247,11 +246,11 @@ impl Settings {
         let l = &self.listeners;
         l.fastcgi
             .iter()
-            .map(|a| ListenerSpec::new(Protocol::FastCgi, a.clone()))
+            .map(|a| ListenerSpec::new(ListenerProtocol::FastCgi, a.clone()))
             .chain(
                 l.scgi
                     .iter()
-                    .map(|a| ListenerSpec::new(Protocol::Scgi, a.clone())),
+                    .map(|a| ListenerSpec::new(ListenerProtocol::Scgi, a.clone())),
             )
             .collect()
     }
@@ -259,8 +258,8 @@ impl Settings {
     /// The listeners used when none is configured and none is inherited from systemd.
     pub(crate) fn default_listeners() -> Vec<ListenerSpec> {
         [
-            (Protocol::FastCgi, DEFAULT_FASTCGI_ADDR),
-            (Protocol::Scgi, DEFAULT_SCGI_ADDR),
+            (ListenerProtocol::FastCgi, DEFAULT_FASTCGI_ADDR),
+            (ListenerProtocol::Scgi, DEFAULT_SCGI_ADDR),
         ]
         .into_iter()
         .filter_map(|(p, a)| a.parse().ok().map(|a| ListenerSpec::new(p, a)))

@@ -70,7 +70,7 @@ fn defaults_without_file_or_options() {
     let d = Settings::default_listeners();
     assert_eq!(d.len(), 2);
     assert_eq!(d[0].addr.to_string(), "127.0.0.1:9000");
-    assert_eq!(d[1].protocol, Protocol::Scgi);
+    assert_eq!(d[1].protocol, ListenerProtocol::Scgi);
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn every_file_key_is_read() {
     let specs = c.listener_specs();
     assert_eq!(specs.len(), 3);
     assert_eq!(specs[1].addr, ListenAddr::Unix("/tmp/f.sock".into()));
-    assert_eq!(specs[2].protocol, Protocol::Scgi);
+    assert_eq!(specs[2].protocol, ListenerProtocol::Scgi);
     assert_eq!(c.listeners.socket_mode, Some(FileMode(0o660)));
     assert_eq!(c.listeners.socket_owner.as_deref(), Some("root"));
     assert_eq!(c.listeners.backlog, 77);
@@ -293,4 +293,15 @@ fn byte_sizes_print_in_the_largest_exact_unit() {
     assert_eq!(ByteSize(1 << 30).to_string(), "1GiB");
     assert_eq!(ByteSize(1000).to_string(), "1000");
     assert_eq!(ByteSize(0).to_string(), "0");
+}
+
+#[test]
+fn listeners_speak_fastcgi_or_scgi_only() {
+    let c = cfg(&["--fastcgi", "127.0.0.1:1", "--scgi", "unix:/tmp/s"], "").unwrap();
+    let protocols: Vec<_> = c.listener_specs().iter().map(|s| s.protocol).collect();
+    assert_eq!(
+        protocols,
+        [ListenerProtocol::FastCgi, ListenerProtocol::Scgi]
+    );
+    assert!(parse_toml("[listeners]\ncgi = [\"127.0.0.1:1\"]").is_err());
 }

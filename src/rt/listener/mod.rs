@@ -25,15 +25,33 @@ pub use addr::ListenAddr;
 pub use systemd::take_inherited;
 pub use unix::{resolve_group, resolve_user, UnixBindError, UnixPathGuard, UnixSocketOptions};
 
-use crate::channel::Protocol;
-
 pub use crate::settings::DEFAULT_BACKLOG;
+
+/// The protocols a listener speaks. CGI is not one: it runs on a process's stdin and stdout
+/// (`crate::cgi`), never on a socket.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ListenerProtocol {
+    /// FastCGI 1.0.
+    FastCgi,
+    /// SCGI.
+    Scgi,
+}
+
+impl ListenerProtocol {
+    /// The name used in listener names, logs and systemd descriptor names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FastCgi => "fastcgi",
+            Self::Scgi => "scgi",
+        }
+    }
+}
 
 /// One configured listener.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ListenerSpec {
     /// The protocol spoken on accepted connections.
-    pub protocol: Protocol,
+    pub protocol: ListenerProtocol,
     /// Where to listen.
     pub addr: ListenAddr,
     /// A name for logs and metrics (`fastcgi:127.0.0.1:9000`, `scgi(fd 4)`).
@@ -42,7 +60,7 @@ pub struct ListenerSpec {
 
 impl ListenerSpec {
     /// A spec named `protocol:addr`.
-    pub fn new(protocol: Protocol, addr: ListenAddr) -> Self {
+    pub fn new(protocol: ListenerProtocol, addr: ListenAddr) -> Self {
         let name = format!("{}:{addr}", protocol.as_str());
         Self {
             protocol,
@@ -320,8 +338,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
         let specs = [
-            ListenerSpec::new(Protocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
-            ListenerSpec::new(Protocol::Scgi, ListenAddr::Unix(path.clone())),
+            ListenerSpec::new(ListenerProtocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
+            ListenerSpec::new(ListenerProtocol::Scgi, ListenAddr::Unix(path.clone())),
         ];
         let set = ListenerSet::bind(&specs, 3, &BindOptions::default()).unwrap();
         let desc = set.describe();
@@ -337,7 +355,7 @@ mod tests {
             assert_eq!(w.len(), 2);
             assert_eq!(w[0].sharing, Sharing::Own);
             assert_eq!(w[1].sharing, Sharing::Shared);
-            assert_eq!(w[1].spec.protocol, Protocol::Scgi);
+            assert_eq!(w[1].spec.protocol, ListenerProtocol::Scgi);
         }
         assert!(path.exists());
         drop(per_worker);
@@ -349,7 +367,10 @@ mod tests {
     fn in_use_port_is_a_named_error() {
         let holder = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = holder.local_addr().unwrap();
-        let specs = [ListenerSpec::new(Protocol::FastCgi, ListenAddr::Tcp(addr))];
+        let specs = [ListenerSpec::new(
+            ListenerProtocol::FastCgi,
+            ListenAddr::Tcp(addr),
+        )];
         let err = ListenerSet::bind(&specs, 2, &BindOptions::default())
             .err()
             .expect("bind must fail");

@@ -14,9 +14,7 @@ use std::os::unix::net::UnixListener;
 
 use socket2::{Domain, SockRef, Type};
 
-use crate::channel::Protocol;
-
-use super::{ListenAddr, ListenerSpec, StdListener};
+use super::{ListenAddr, ListenerProtocol, ListenerSpec, StdListener};
 
 /// Why an inherited descriptor was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -48,10 +46,10 @@ pub enum InheritError {
 }
 
 /// The protocol a descriptor name selects.
-pub fn protocol_for_name(name: &str) -> Option<Protocol> {
+pub fn protocol_for_name(name: &str) -> Option<ListenerProtocol> {
     match name {
-        "fastcgi" => Some(Protocol::FastCgi),
-        "scgi" => Some(Protocol::Scgi),
+        "fastcgi" => Some(ListenerProtocol::FastCgi),
+        "scgi" => Some(ListenerProtocol::Scgi),
         _ => None,
     }
 }
@@ -133,10 +131,18 @@ mod tests {
 
     #[test]
     fn names_select_protocols() {
-        assert_eq!(protocol_for_name("fastcgi"), Some(Protocol::FastCgi));
-        assert_eq!(protocol_for_name("scgi"), Some(Protocol::Scgi));
+        assert_eq!(
+            protocol_for_name("fastcgi"),
+            Some(ListenerProtocol::FastCgi)
+        );
+        assert_eq!(protocol_for_name("scgi"), Some(ListenerProtocol::Scgi));
         assert_eq!(protocol_for_name("ringgate.socket"), None);
         assert_eq!(protocol_for_name("unknown"), None);
+        assert_eq!(
+            protocol_for_name("cgi"),
+            None,
+            "CGI runs on stdio, not on a socket"
+        );
     }
 
     #[test]

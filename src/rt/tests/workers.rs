@@ -9,11 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::channel::Protocol;
 use crate::rt::accept::{Accepted, Stream};
 use crate::rt::backend::{Backend, IoMode};
 use crate::rt::bufpool::BufPoolConfig;
-use crate::rt::listener::{BindOptions, ListenAddr, ListenerSet, ListenerSpec};
+use crate::rt::listener::{BindOptions, ListenAddr, ListenerProtocol, ListenerSet, ListenerSpec};
 use crate::rt::serve::{serve, ConnContext, DrainReport, ServeOptions};
 use crate::rt::worker::{StartError, WorkerOptions, WorkerStartError, Workers};
 
@@ -43,8 +42,8 @@ where
     let dir = super::support::temp_dir(name);
     let unix = dir.join("s.sock");
     let specs = [
-        ListenerSpec::new(Protocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
-        ListenerSpec::new(Protocol::Scgi, ListenAddr::Unix(unix.clone())),
+        ListenerSpec::new(ListenerProtocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
+        ListenerSpec::new(ListenerProtocol::Scgi, ListenAddr::Unix(unix.clone())),
     ];
     let set = ListenerSet::bind(&specs, 2, &BindOptions::default()).unwrap();
     let tcp = set.describe()[0].1.clone();
@@ -102,7 +101,7 @@ fn every_stream_kind_is_writable(io: IoMode) {
         |mut c, ctx| async move {
             assert_eq!(c.stream.backend(), ctx.backend);
             let msg: &'static [u8] = match c.listener.protocol {
-                Protocol::FastCgi => b"tcp",
+                ListenerProtocol::FastCgi => b"tcp",
                 _ => b"unix",
             };
             write_all(&mut c.stream, msg).await;
@@ -235,7 +234,7 @@ fn worker_runtime_failure_reaches_the_caller() {
         super::support::deny_io_uring_setup(libc::EPERM).unwrap();
         let set = ListenerSet::bind(
             &[ListenerSpec::new(
-                Protocol::FastCgi,
+                ListenerProtocol::FastCgi,
                 "127.0.0.1:0".parse().unwrap(),
             )],
             2,
