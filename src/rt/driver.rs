@@ -101,6 +101,12 @@ impl<H: Handler> WorkerShared<H> {
         })
     }
 
+    /// Connections open on this worker.
+    #[cfg(any(test, fuzzing))]
+    pub fn connections(&self) -> usize {
+        self.connections.borrow().len()
+    }
+
     fn count_connections(&self) {
         let conns = self.connections.borrow();
         self.metrics

@@ -24,6 +24,8 @@ pub mod send;
 pub mod serve;
 pub mod shutdown;
 #[cfg(any(test, fuzzing))]
+// Some script steps are used only by the fuzz target `driver`.
+#[cfg_attr(not(fuzzing), allow(dead_code))]
 pub mod sim;
 pub mod worker;
 

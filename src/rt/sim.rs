@@ -57,13 +57,17 @@ pub fn small_limits() -> (Limits, Timeouts) {
         max_body_buffer_bytes: 8192,
         max_requests_per_connection: 8,
         send_queue_high_water: 16384,
+        max_in_flight: 4,
         ..Limits::default()
     };
     let timeouts = Timeouts {
         params: Duration::from_secs(2),
         body_idle: Duration::from_secs(3),
         keepalive_idle: Duration::from_secs(5),
+        handler: Duration::from_secs(4),
+        write: Duration::from_secs(4),
         drain_linger: Duration::from_millis(250),
+        ..Timeouts::default()
     };
     (limits, timeouts)
 }
@@ -133,7 +137,7 @@ impl WriteHalf for SimWrite {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         peer.sent.extend_from_slice(&data);
-        Ok(SendMode::Plain)
+        Ok(SendMode::Direct)
     }
 
     fn shutdown(&mut self) {
@@ -157,9 +161,6 @@ pub fn run(protocol: Protocol, script: Vec<Step>) -> Outcome {
         Rc::new(WorkerMetrics::disabled()),
         limits.clone(),
         timeouts.clone(),
-        Duration::from_secs(4),
-        Duration::from_secs(4),
-        4,
     );
     let peer = Rc::new(RefCell::new(Peer {
         script: script.into(),
