@@ -136,11 +136,20 @@ fn axum_slow_request_is_cancelled_on_abort() {
 #[test]
 fn axum_echo_streams_a_body_larger_than_the_buffers() {
     // 8 MiB through a 256 KiB body buffer and a one-chunk channel: both directions are
-    // bounded, so this only completes if the body streams.
+    // bounded, so this completes only if the body streams (the client writes from one thread
+    // and reads from another, as a front end does).
     let server = axum("auto");
     let mut c = server.fcgi();
     let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
-    assert_eq!(c.call(1, true, "PUT", "/echo", &body).http(), (200, body));
+    let request = fcgi_request(1, true, "PUT", "/echo", &body);
+    let mut writer = c.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        use std::io::Write;
+        writer.write_all(&request).unwrap();
+    });
+    let r = c.responses(&[1]);
+    sending.join().unwrap();
+    assert_eq!(r[&1].http(), (200, body));
 }
 
 #[test]
