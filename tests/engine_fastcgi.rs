@@ -14,8 +14,8 @@ use ringgate::channel::{
 use ringgate::proto::cgi::parse_response_head;
 use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
 use ringgate::proto::fastcgi::{
-    encode_pair, BeginRequest, EndRequest, ParamsDecoder, ProtocolStatus, Record, RecordDecoder,
-    RecordType, Role, FLAG_KEEP_CONN,
+    encode_pair, encode_request, BeginRequest, EndRequest, ParamsDecoder, ProtocolStatus, Record,
+    RecordDecoder, RecordType, Role, FLAG_KEEP_CONN,
 };
 
 /// The scripted web server and the engine under test, with a virtual clock.
@@ -190,13 +190,10 @@ fn begin(role: Role, id: u16) -> BytesMut {
 /// BEGIN_REQUEST + PARAMS + empty PARAMS + STDIN(body) + empty STDIN.
 fn request(id: u16, role: Role, flags: u8, uri: &str, body: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();
-    BeginRequest { role, flags }.encode(&mut out, id);
     let method = if body.is_empty() { "GET" } else { "POST" };
-    let params = params_bytes(&nginx_params(uri, method, body.len()));
-    encode_stream(&mut out, RecordType::PARAMS, id, &params);
-    encode_stream_end(&mut out, RecordType::PARAMS, id);
-    encode_stream(&mut out, RecordType::STDIN, id, body);
-    encode_stream_end(&mut out, RecordType::STDIN, id);
+    let vars = nginx_params(uri, method, body.len());
+    let pairs = vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+    encode_request(&mut out, id, role, flags, pairs, body);
     out
 }
 

@@ -1,7 +1,7 @@
 //! The `ringgate` binary's runtime: listeners on both backends, startup errors, stale Unix
 //! sockets, SIGTERM, systemd socket activation, and io_uring being unavailable.
 
-mod common;
+mod support;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -9,7 +9,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use common::{bin, expect_fastcgi_hello, expect_scgi_hello, start, temp_dir};
+use support::process::{
+    bin, expect_fastcgi_hello, expect_scgi_hello, start, uring_expected, with_io_uring_denied,
+};
+use support::temp_dir;
 
 /// SIGTERM with nothing in flight must end the process this fast.
 const QUICK_EXIT: Duration = Duration::from_secs(3);
@@ -35,7 +38,7 @@ fn serve_both_kinds(io: &str) {
     } else {
         "uring=2 epoll=0"
     };
-    if io == "epoll" || common::uring_expected() {
+    if io == "epoll" || uring_expected() {
         assert!(server.logged(want), "{}", server.log.join("\n"));
     }
     let tcp = server.listening("fastcgi");
@@ -252,7 +255,7 @@ fn blocked_io_uring_falls_back_in_auto_and_fails_with_io_uring() {
         "--fastcgi",
         "127.0.0.1:0",
     ]);
-    common::with_io_uring_denied(&mut cmd, libc::EPERM);
+    with_io_uring_denied(&mut cmd, libc::EPERM);
     let server = start(cmd).ready();
     assert!(
         server.logged("io_uring unavailable, using epoll"),
@@ -274,7 +277,7 @@ fn blocked_io_uring_falls_back_in_auto_and_fails_with_io_uring() {
         "--fastcgi",
         "127.0.0.1:0",
     ]);
-    common::with_io_uring_denied(&mut cmd, libc::EPERM);
+    with_io_uring_denied(&mut cmd, libc::EPERM);
     let (status, log) = start(cmd).exited();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("--io uring: io_uring is blocked"), "{log}");
@@ -282,7 +285,7 @@ fn blocked_io_uring_falls_back_in_auto_and_fails_with_io_uring() {
 
 #[test]
 fn buffer_registration_over_memlock_limit_is_not_fatal() {
-    if !common::uring_expected() {
+    if !uring_expected() {
         return;
     }
     let mut cmd = bin();

@@ -2,9 +2,7 @@
 //! Shared by the proto and engine benchmarks (`#[path]`-included by each).
 
 use bytes::{Bytes, BytesMut};
-use ringgate::proto::fastcgi::{
-    encode_pair, encode_record, encode_stream_end, BeginRequest, RecordType, Role, FLAG_KEEP_CONN,
-};
+use ringgate::proto::fastcgi::{encode_request, Role, FLAG_KEEP_CONN};
 
 /// What nginx sends for `GET /index.php?page=2&sort=desc` from a browser, in nginx's order:
 /// `fastcgi_params` first (with `SCRIPT_FILENAME` from `fastcgi.conf`), then one `HTTP_*` per
@@ -57,18 +55,10 @@ pub const NGINX_PARAMS: &[(&str, &str)] = &[
 
 /// The whole request as nginx writes it to the socket (request id 1, keep-conn).
 pub fn nginx_request() -> (Bytes, usize) {
-    let mut params = BytesMut::new();
-    for (n, v) in NGINX_PARAMS {
-        encode_pair(&mut params, n.as_bytes(), v.as_bytes());
-    }
     let mut wire = BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: FLAG_KEEP_CONN,
-    }
-    .encode(&mut wire, 1);
-    encode_record(&mut wire, RecordType::PARAMS, 1, &params);
-    encode_stream_end(&mut wire, RecordType::PARAMS, 1);
-    encode_stream_end(&mut wire, RecordType::STDIN, 1);
-    (wire.freeze(), params.len())
+    let pairs = NGINX_PARAMS
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+    let params_len = encode_request(&mut wire, 1, Role::RESPONDER, FLAG_KEEP_CONN, pairs, b"");
+    (wire.freeze(), params_len)
 }

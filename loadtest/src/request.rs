@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ringgate::proto::fastcgi::{
-    encode_pair, encode_stream, encode_stream_end, BeginRequest, RecordHeader, RecordType, Role,
-    FLAG_KEEP_CONN, HEADER_LEN,
-};
+use ringgate::proto::fastcgi::{encode_request, RecordHeader, Role, FLAG_KEEP_CONN, HEADER_LEN};
 use ringgate::proto::scgi;
 
 use crate::verify::Expect;
@@ -173,21 +170,11 @@ pub struct FcgiRequest {
 impl FcgiRequest {
     /// Encodes `spec`; `keep_conn` sets `FCGI_KEEP_CONN` in `BEGIN_REQUEST`.
     pub fn encode(spec: &RequestSpec, ctx: &ParamsContext, keep_conn: bool) -> Self {
-        let mut params = BytesMut::new();
-        for (n, v) in cgi_params(spec, ctx, true) {
-            encode_pair(&mut params, n.as_bytes(), v.as_bytes());
-        }
+        let vars = cgi_params(spec, ctx, true);
+        let pairs = vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
         let mut out = BytesMut::new();
         let flags = if keep_conn { FLAG_KEEP_CONN } else { 0 };
-        BeginRequest {
-            role: Role::RESPONDER,
-            flags,
-        }
-        .encode(&mut out, 1);
-        encode_stream(&mut out, RecordType::PARAMS, 1, &params);
-        encode_stream_end(&mut out, RecordType::PARAMS, 1);
-        encode_stream(&mut out, RecordType::STDIN, 1, &spec.body);
-        encode_stream_end(&mut out, RecordType::STDIN, 1);
+        encode_request(&mut out, 1, Role::RESPONDER, flags, pairs, &spec.body);
         let mut record_offsets = Vec::new();
         let mut at = 0;
         while at < out.len() {
@@ -244,7 +231,7 @@ pub fn encode_scgi(spec: &RequestSpec, ctx: &ParamsContext) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringgate::proto::fastcgi::{ParamsDecoder, RecordDecoder};
+    use ringgate::proto::fastcgi::{ParamsDecoder, RecordDecoder, RecordType};
 
     fn spec() -> RequestSpec {
         RequestSpec {

@@ -263,6 +263,14 @@ impl Cli {
         match cli.settings() {
             Ok(settings) if check => {
                 print!("{}", settings.to_toml());
+                if settings.listener_specs().is_empty() {
+                    println!(
+                        "# No listener configured: FastCGI on {} and SCGI on {}, unless systemd \
+                         passes sockets.",
+                        super::DEFAULT_FASTCGI_ADDR,
+                        super::DEFAULT_SCGI_ADDR
+                    );
+                }
                 eprintln!("{name}: the settings are valid");
                 std::process::exit(0)
             }

@@ -1,9 +1,12 @@
-//! Test support: start the real `ringgate` binary, and small blocking FastCGI and SCGI
-//! clients built on ringgate's own codecs (the wire bytes are checked by the engine tests
-//! and by real front ends elsewhere).
+//! The one test harness: start the real `ringgate` binary (here, waiting for its listeners;
+//! [`process`], following its log and exit status) or an example ([`program`]), put a front
+//! end before it ([`frontend`]), and talk to it with small blocking FastCGI and SCGI clients
+//! built on ringgate's own codecs (the wire bytes are checked by the engine tests and by real
+//! front ends elsewhere).
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod frontend;
+pub mod process;
 pub mod program;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -15,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ringgate::proto::cgi::parse_response_head;
-use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
+use ringgate::proto::fastcgi::record::encode_record;
 use ringgate::proto::fastcgi::{
-    encode_pair, BeginRequest, EndRequest, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
+    encode_request, EndRequest, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
     FLAG_KEEP_CONN,
 };
 
@@ -298,19 +301,9 @@ pub fn params(method: &str, uri: &str, body_len: usize) -> Vec<(String, String)>
 pub fn fcgi_request(id: u16, keep_conn: bool, method: &str, uri: &str, body: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();
     let flags = if keep_conn { FLAG_KEEP_CONN } else { 0 };
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags,
-    }
-    .encode(&mut out, id);
-    let mut p = BytesMut::new();
-    for (n, v) in params(method, uri, body.len()) {
-        encode_pair(&mut p, n.as_bytes(), v.as_bytes());
-    }
-    encode_stream(&mut out, RecordType::PARAMS, id, &p);
-    encode_stream_end(&mut out, RecordType::PARAMS, id);
-    encode_stream(&mut out, RecordType::STDIN, id, body);
-    encode_stream_end(&mut out, RecordType::STDIN, id);
+    let vars = params(method, uri, body.len());
+    let pairs = vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+    encode_request(&mut out, id, Role::RESPONDER, flags, pairs, body);
     out
 }
 

@@ -1,7 +1,6 @@
-//! Helpers shared by the `rt_*` integration tests: a seccomp filter that makes
-//! `io_uring_setup` fail the way Docker's default profile does, and a harness that runs the
-//! `ringgate` binary and waits for it to be ready.
-#![allow(dead_code)] // each test crate uses a different subset of these helpers
+//! A `ringgate` process started with any arguments and followed through its log lines (for
+//! startup errors, signals and exit statuses), plus a seccomp filter that makes
+//! `io_uring_setup` fail the way Docker's default profile does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -92,7 +91,7 @@ pub fn deny_io_uring_setup(errno: i32) -> std::io::Result<()> {
 }
 
 /// A running `ringgate`.
-pub struct Server {
+pub struct Process {
     pub child: Child,
     lines: mpsc::Receiver<String>,
     pub log: Vec<String>,
@@ -100,7 +99,7 @@ pub struct Server {
 
 /// The outcome of starting `ringgate`.
 pub enum Started {
-    Ready(Server),
+    Ready(Process),
     Exited {
         status: ExitStatus,
         log: Vec<String>,
@@ -108,7 +107,7 @@ pub enum Started {
 }
 
 impl Started {
-    pub fn ready(self) -> Server {
+    pub fn ready(self) -> Process {
         match self {
             Started::Ready(s) => s,
             Started::Exited { status, log } => {
@@ -164,7 +163,7 @@ pub fn start(mut cmd: Command) -> Started {
                 let ready = line.contains(" ready ");
                 log.push(line);
                 if ready {
-                    return Started::Ready(Server { child, lines, log });
+                    return Started::Ready(Process { child, lines, log });
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -188,7 +187,7 @@ pub fn start(mut cmd: Command) -> Started {
     }
 }
 
-impl Server {
+impl Process {
     /// The address logged for the listener whose name contains `needle`.
     pub fn listening(&self, needle: &str) -> String {
         self.log
@@ -236,7 +235,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Process {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
@@ -248,7 +247,9 @@ impl Drop for Server {
 /// Sends one FastCGI `GET /hello` (without KEEP_CONN) and expects the demo's answer, then
 /// the server's close.
 pub fn expect_fastcgi_hello(mut stream: impl Read + Write) {
-    stream.write_all(&fastcgi_get("/hello")).unwrap();
+    stream
+        .write_all(&super::fcgi_request(1, false, "GET", "/hello", b""))
+        .unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let text = String::from_utf8_lossy(&response);
@@ -272,31 +273,6 @@ pub fn expect_scgi_hello(mut stream: impl Read + Write) {
         text.starts_with("Status: 200 OK") && text.ends_with("Hello, world!\n"),
         "{text:?}"
     );
-}
-
-fn fastcgi_get(uri: &str) -> Vec<u8> {
-    use ringgate::proto::fastcgi::{encode_pair, record, BeginRequest, RecordType, Role};
-    let mut out = bytes::BytesMut::new();
-    BeginRequest {
-        role: Role::RESPONDER,
-        flags: 0,
-    }
-    .encode(&mut out, 1);
-    let mut params = bytes::BytesMut::new();
-    encode_pair(&mut params, b"REQUEST_METHOD", b"GET");
-    encode_pair(&mut params, b"REQUEST_URI", uri.as_bytes());
-    record::encode_stream(&mut out, RecordType::PARAMS, 1, &params);
-    record::encode_stream_end(&mut out, RecordType::PARAMS, 1);
-    record::encode_stream_end(&mut out, RecordType::STDIN, 1);
-    out.to_vec()
-}
-
-/// A fresh directory for one test's socket files.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// `cmd` with the seccomp filter installed in the child before exec.
