@@ -1,29 +1,17 @@
 //! Turning [`Args`] into a checked [`Invocation`]: targets, the load [`Plan`] and output
 //! options. Every combination that cannot work is refused here with a clear message.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Args, ScenarioName};
+pub use crate::error::ConfigError;
 use crate::request::Behaviour;
 use crate::scenario::{self, Scenario};
 use crate::target::{Protocol, Target};
 
 /// Measured run time when neither `--duration` nor `--requests` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
-
-/// The options do not make sense, or a file they name cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// How much load, of which shape, with which requests.
 #[derive(Clone, Debug)]

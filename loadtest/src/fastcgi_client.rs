@@ -23,7 +23,7 @@ use crate::response::ResponseReader;
 use crate::schedule::Ticket;
 use crate::stats::{ErrorKind, Outcome};
 use crate::target::Stream;
-use crate::worker::Worker;
+use crate::thread::Worker;
 
 /// Bytes reserved in the read buffer before each read.
 pub const READ_CHUNK: usize = 64 * 1024;

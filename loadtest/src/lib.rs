@@ -1,12 +1,14 @@
 //! ringgate-load: a load generator that speaks FastCGI and SCGI natively.
 //!
 //! Modules, one job each:
-//! - [`cli`]: the options; [`config`]: checking them into an [`config::Invocation`].
+//! - [`cli`]: the options; [`config`]: checking them into an [`config::Invocation`];
+//!   [`error`]: what is wrong with them.
 //! - [`target`]: target URLs and sockets; [`request`]: specs, nginx-like CGI variables and
 //!   their pre-encoded wire bytes; [`scenario`]: built-in scenarios and scenario files;
 //!   [`verify`]: expected bodies of the demo application.
 //! - [`schedule`]: closed/open-loop tickets and the weighted mix; [`worker`]: one
-//!   current-thread runtime per generator thread; [`fastcgi_client`], [`scgi_client`]:
+//!   current-thread runtime per generator thread, [`thread`] the state its tasks share;
+//!   [`fastcgi_client`], [`scgi_client`]:
 //!   the connections; [`response`]: reading a CGI response.
 //! - [`stats`]: outcomes and histograms; [`runner`]: one measured run; [`compare`]: A/B
 //!   rounds; [`report`], [`plot`]: text, JSON and SVG output; [`cpu`]: the generator's CPU.
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod cpu;
+pub mod error;
 pub mod fastcgi_client;
 pub mod plot;
 pub mod report;
@@ -27,6 +30,7 @@ pub mod scgi_client;
 pub mod schedule;
 pub mod stats;
 pub mod target;
+pub mod thread;
 pub mod verify;
 pub mod worker;
 

@@ -9,7 +9,7 @@ use clap::ValueEnum as _;
 use serde::Deserialize;
 
 use crate::cli::{Args, ScenarioName};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::request::{Behaviour, RequestSpec};
 use crate::verify::Expect;
 

@@ -13,7 +13,7 @@ use crate::request::Behaviour;
 use crate::response::ResponseReader;
 use crate::schedule::Ticket;
 use crate::stats::{ErrorKind, Outcome};
-use crate::worker::Worker;
+use crate::thread::Worker;
 
 /// Runs one connection slot until the worker's dispenser has no more tickets.
 pub async fn run(w: Rc<Worker>) {

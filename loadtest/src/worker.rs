@@ -7,45 +7,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 
 use crate::config::Plan;
 use crate::request::{encode_scgi, FcgiRequest, ParamsContext};
 use crate::schedule::{Dispenser, Mix, Pace};
 use crate::stats::{Progress, Stats};
 use crate::target::{Protocol, Target};
+pub use crate::thread::Worker;
 use crate::{fastcgi_client, scgi_client};
-
-/// Per-thread state shared by the thread's connection tasks.
-#[derive(Debug)]
-pub struct Worker {
-    /// Where to connect.
-    pub target: Target,
-    /// The plan (specs, options).
-    pub plan: Arc<Plan>,
-    /// FastCGI requests encoded with id 1, one per spec (empty for SCGI).
-    pub fcgi: Vec<FcgiRequest>,
-    /// SCGI requests, one per spec (empty for FastCGI).
-    pub scgi: Vec<Bytes>,
-    /// Tickets for this thread.
-    pub dispenser: Dispenser,
-    /// This thread's counters.
-    pub stats: RefCell<Stats>,
-    /// Live counters for the progress line.
-    pub progress: Arc<Progress>,
-}
-
-impl Worker {
-    /// Whether latency runs from the intended send time (open loop).
-    pub fn open_loop(&self) -> bool {
-        self.plan.rate.is_some()
-    }
-
-    /// Whether `now` is past the warmup (bytes are counted from then on).
-    pub fn measuring(&self, now: Instant) -> bool {
-        now >= self.dispenser.warmup_end()
-    }
-}
 
 /// How the connections and the request budget split over threads: thread `i` of `n` gets
 /// `total / n`, plus one if `i < total % n`.
