@@ -7,7 +7,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use crate::config::Plan;
 use crate::request::{encode_scgi, FcgiRequest, ParamsContext};
 use crate::schedule::{Dispenser, Mix, Pace};

@@ -1,5 +1,6 @@
 //! Helpers for the runtime's tests: a seccomp filter that makes `io_uring_setup` fail the
-//! way Docker's default profile does, and temporary directories.
+//! way Docker's default profile does, and temporary directories. The integration tests'
+//! harness (`tests/support/process.rs`) compiles this file too.
 
 /// Whether io_uring is expected to work where the tests run (set
 /// `RINGGATE_TEST_NO_URING=1` in containers that block it; the uring tests then check the
