@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use futures_util::future::{ready, Either, Ready};
 use ringgate::app::demo::{MAX_DELAY_MS, MAX_STREAM_BYTES, MAX_STREAM_CHUNK};
 use ringgate::app::tower::SendBody;
 use ringgate::app::CgiVars;
@@ -47,7 +48,14 @@ async fn hello() -> Response {
 /// The request body, streamed back: each chunk goes out as it arrives.
 async fn echo(request: Request) -> Response {
     let length = request.headers().get(header::CONTENT_LENGTH).cloned();
-    let mut response = Response::new(request.into_body());
+    let body = request.into_body();
+    // Without a request length the response has none either (axum would derive one from the
+    // body's size hint, the demo does not).
+    let body = match length {
+        Some(_) => body,
+        None => Body::from_stream(body.into_data_stream()),
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -158,15 +166,20 @@ fn param(query: &str, name: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-/// Routes on `PATH_INFO` when the front end sets it (a script prefix such as
-/// `SCRIPT_NAME=/app`), as the demo does, else on the request path.
+/// What the built-in demo does around its routes, so that this app answers every request the
+/// same way: routes on `PATH_INFO` when the front end sets it (a script prefix such as
+/// `SCRIPT_NAME=/app`), else on the request path; and answers `HEAD` like `GET`, body
+/// included (axum would drop the body; front ends drop it themselves), where the demo allows
+/// it, and 405 on its `POST`/`GET`-only routes.
 #[derive(Clone)]
-struct PathInfo(Router);
+struct DemoCompat(Router);
 
-impl tower_service::Service<http::Request<SendBody>> for PathInfo {
+type RouterFuture = <Router as tower_service::Service<http::Request<SendBody>>>::Future;
+
+impl tower_service::Service<http::Request<SendBody>> for DemoCompat {
     type Response = Response;
     type Error = Infallible;
-    type Future = <Router as tower_service::Service<http::Request<SendBody>>>::Future;
+    type Future = Either<Ready<Result<Response, Infallible>>, RouterFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         tower_service::Service::<http::Request<SendBody>>::poll_ready(&mut self.0, cx)
@@ -188,14 +201,23 @@ impl tower_service::Service<http::Request<SendBody>> for PathInfo {
                 *request.uri_mut() = uri;
             }
         }
-        self.0.call(request)
+        if request.method() == http::Method::HEAD {
+            if matches!(request.uri().path(), "/echo" | "/stream" | "/slow") {
+                return Either::Left(ready(Ok(text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed\n",
+                ))));
+            }
+            *request.method_mut() = http::Method::GET;
+        }
+        Either::Right(self.0.call(request))
     }
 }
 
 fn main() -> Result<(), ringgate::ServerError> {
     let settings = ringgate::Cli::settings_or_exit("axum", env!("CARGO_PKG_VERSION"));
     ringgate::init_logging();
-    ringgate::Server::new(settings, ringgate::app::tower::service(PathInfo(app())))
+    ringgate::Server::new(settings, ringgate::app::tower::service(DemoCompat(app())))
         .application("axum example (/hello, /echo, /stream, /status/NNN, /slow, /users/{id})")
         .run()
 }

@@ -64,6 +64,16 @@ fn demo_routes<S: std::io::Read + std::io::Write>(c: &mut FcgiConn<S>) {
         (405, b"method not allowed\n".to_vec())
     );
     assert_eq!(c.call(12, true, "GET", "/echo", b"").http().0, 405);
+    // HEAD is answered like GET where the demo allows it, body included (front ends drop it).
+    assert_eq!(
+        c.call(14, true, "HEAD", "/hello", b"").http(),
+        (200, b"Hello, world!\n".to_vec())
+    );
+    assert_eq!(c.call(15, true, "HEAD", "/stream", b"").http().0, 405);
+    assert_eq!(
+        c.call(16, true, "HEAD", "/status/404", b"").http(),
+        (404, b"404 Not Found\n".to_vec())
+    );
     assert_eq!(
         c.call(13, true, "GET", "/nowhere", b"").http(),
         (404, b"not found\n".to_vec())
@@ -216,4 +226,62 @@ fn examples_behind_nginx() {
         curl(front.http, "/x?y=z", &[]),
         (200, b"you asked for /x?y=z\n".to_vec())
     );
+}
+
+#[test]
+fn axum_and_the_builtin_demo_answer_alike() {
+    let demo = Server::start("auto", &[]);
+    let axum = axum("auto");
+    let (mut d, mut a) = (demo.fcgi(), axum.fcgi());
+    demo_routes(&mut d);
+    let cases: &[(&str, &str, &[u8])] = &[
+        ("GET", "/hello", b""),
+        ("HEAD", "/hello", b""),
+        ("POST", "/hello", b"x"),
+        ("OPTIONS", "/hello", b""),
+        ("GET", "/hello/", b""),
+        ("GET", "/hello?x=1", b""),
+        ("POST", "/echo", b"some body"),
+        ("PUT", "/echo", b""),
+        ("GET", "/echo", b""),
+        ("HEAD", "/echo", b""),
+        ("GET", "/stream", b""),
+        ("GET", "/stream?chunks=0", b""),
+        ("GET", "/stream?chunks=2&size=x", b""),
+        ("GET", "/stream?chunks=3&size=17000000", b""),
+        ("POST", "/stream", b""),
+        ("GET", "/status/200", b""),
+        ("DELETE", "/status/451", b""),
+        ("GET", "/status/", b""),
+        ("GET", "/status/1000", b""),
+        ("GET", "/status/100", b""),
+        ("GET", "/status/204/x", b""),
+        ("GET", "/status", b""),
+        ("GET", "/slow", b""),
+        ("GET", "/slow?ms=5", b""),
+        ("POST", "/slow", b""),
+        ("GET", "/", b""),
+        ("GET", "/nope%20x", b""),
+    ];
+    for (i, (method, uri, body)) in cases.iter().enumerate() {
+        let id = 100 + i as u16;
+        let want = d.call(id, true, method, uri, body);
+        let got = a.call(id, true, method, uri, body);
+        assert_eq!(got.http(), want.http(), "{method} {uri}");
+        let header = |r: &FcgiResponse, name: &str| {
+            String::from_utf8_lossy(&r.stdout)
+                .to_ascii_lowercase()
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .find(|l| l.starts_with(name))
+                .map(str::to_owned)
+        };
+        for name in ["content-type:", "content-length:"] {
+            assert_eq!(
+                header(&got, name),
+                header(&want, name),
+                "{name} of {method} {uri}"
+            );
+        }
+    }
 }

@@ -13,7 +13,10 @@ pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_owned();
     let path = profile_dir.join("examples").join(name);
-    {
+    // One build per example and test binary, one at a time.
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
@@ -24,6 +27,7 @@ pub fn example(name: &str) -> PathBuf {
         }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "building example {name} failed");
+        built.push(name.to_owned());
     }
     path
 }
