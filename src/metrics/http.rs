@@ -7,7 +7,7 @@
 //! `metrics_clients`), one request per connection, a deadline on every connection
 //! ([`CLIENT_TIMEOUT`]: idle or slow clients are cut), a pause after an `accept` that failed
 //! for lack of descriptors or memory (the exporter's own listener retried at once and spun),
-//! and at most one log line per cause per [`crate::rate_limited_log::LOG_INTERVAL`].
+//! and at most one log line per cause per 10 s (the crate's rate-limited log).
 
 use std::convert::Infallible;
 use std::io;
