@@ -1,6 +1,7 @@
 //! The public server API: `Server::run_until` serves until the caller's future resolves and
 //! then drains and returns `Ok`; bad settings and unusable listeners come back as typed
-//! errors.
+//! errors; a tower service served through `app::tower` has its future dropped when the
+//! request is aborted.
 
 mod support;
 
@@ -88,4 +89,81 @@ fn errors_are_typed() {
         "{e}"
     );
     assert!(e.to_string().contains("in use"), "{e}");
+}
+
+/// A tower service whose future never ends and says when it is dropped.
+#[derive(Clone)]
+struct Stuck(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// Counts a drop.
+struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tower_service::Service<http::Request<Body>> for Stuck {
+    type Response = http::Response<String>;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let flag = DropFlag(self.0.clone());
+        Box::pin(async move {
+            let _flag = flag;
+            if req.uri().path() == "/stuck" {
+                std::future::pending::<()>().await;
+            }
+            Ok(http::Response::new("ok\n".to_owned()))
+        })
+    }
+}
+
+#[test]
+fn a_tower_service_future_is_dropped_when_its_request_is_aborted() {
+    let port = free_port();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = Stuck(dropped.clone());
+    std::thread::spawn(move || {
+        Server::new(settings(port), ringgate::app::tower::local_service(service)).run()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the server did not start: {e}"),
+        }
+    };
+    let mut c = FcgiConn::new(stream);
+    assert_eq!(
+        c.call(1, true, "GET", "/", b"").http(),
+        (200, b"ok\n".to_vec())
+    );
+    let before = dropped.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(before, 1, "a finished call's future is dropped");
+    c.send(&support::fcgi_request(2, true, "GET", "/stuck", b""));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 1);
+    c.abort(2);
+    let r = c.responses(&[2]);
+    assert!(r[&2].end.is_some(), "the aborted request is ended");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dropped.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the service's future was not dropped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
