@@ -234,6 +234,7 @@ impl Cli {
             .name(name)
             .bin_name(name)
             .version(version)
+            .long_about(LONG_ABOUT.replace("\n  ringgate", &format!("\n  {name}")))
             .mut_args(|arg| {
                 let id = arg.get_id().as_str().to_owned();
                 match defaults.iter().find(|(k, _)| *k == id) {

@@ -305,3 +305,14 @@ fn listeners_speak_fastcgi_or_scgi_only() {
     );
     assert!(parse_toml("[listeners]\ncgi = [\"127.0.0.1:1\"]").is_err());
 }
+
+#[test]
+fn a_program_of_its_own_is_named_in_its_help() {
+    let help = Cli::command_named("hello", "1.2.3")
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("\n  hello --config"), "{help}");
+    assert!(!help.contains("\n  ringgate "), "{help}");
+    let version = Cli::command_named("hello", "1.2.3").render_version();
+    assert_eq!(version.trim(), "hello 1.2.3");
+}
