@@ -1,6 +1,7 @@
 //! An axum application served by ringgate through the tower adapter (cargo feature `tower`):
 //! the built-in demo's routes, answered the same way, plus a JSON route with a path
-//! parameter. Takes the `ringgate` binary's options:
+//! parameter. Takes the `ringgate` binary's options (metrics only when asked for, with
+//! `--metrics ADDR`, so that it can run beside a ringgate):
 //!
 //! `cargo run --release --example axum --features tower -- --fastcgi 127.0.0.1:9000 --workers 2`
 //!
@@ -215,7 +216,12 @@ impl tower_service::Service<http::Request<SendBody>> for DemoCompat {
 }
 
 fn main() -> Result<(), ringgate::ServerError> {
-    let settings = ringgate::Cli::settings_or_exit("axum", env!("CARGO_PKG_VERSION"));
+    let defaults = ringgate::Settings {
+        metrics: ringgate::settings::MetricsSetting::Off,
+        ..ringgate::Settings::default()
+    };
+    let settings =
+        ringgate::Cli::settings_over_or_exit("axum", env!("CARGO_PKG_VERSION"), defaults);
     ringgate::init_logging();
     ringgate::Server::new(settings, ringgate::app::tower::service(DemoCompat(app())))
         .application("axum example (/hello, /echo, /stream, /status/NNN, /slow, /users/{id})")

@@ -1,9 +1,12 @@
 //! The smallest served program: the README's handler, behind the same command line as the
-//! `ringgate` binary.
+//! `ringgate` binary (metrics only when asked for, with `--metrics ADDR`, so that it can run
+//! beside a ringgate).
 //!
 //! `cargo run --release --example hello -- --fastcgi 127.0.0.1:9000 --workers 2`
 
 use ringgate::app::{text, Body, BoxError, Handler, ResponseBody};
+use ringgate::settings::MetricsSetting;
+use ringgate::{Cli, Server, ServerError, Settings};
 
 struct Hello;
 
@@ -19,8 +22,12 @@ impl Handler for Hello {
     }
 }
 
-fn main() -> Result<(), ringgate::ServerError> {
-    let settings = ringgate::Cli::settings_or_exit("hello", env!("CARGO_PKG_VERSION"));
+fn main() -> Result<(), ServerError> {
+    let defaults = Settings {
+        metrics: MetricsSetting::Off,
+        ..Settings::default()
+    };
+    let settings = Cli::settings_over_or_exit("hello", env!("CARGO_PKG_VERSION"), defaults);
     ringgate::init_logging();
-    ringgate::Server::new(settings, |_worker| Hello).run()
+    Server::new(settings, |_worker| Hello).run()
 }

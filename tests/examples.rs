@@ -285,3 +285,15 @@ fn axum_and_the_builtin_demo_answer_alike() {
         }
     }
 }
+
+#[test]
+fn the_readme_shows_the_whole_hello_program() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let hello = std::fs::read_to_string(root.join("examples/hello.rs")).unwrap();
+    let program = &hello[hello.find("use ringgate::app").unwrap()..];
+    assert!(
+        readme.contains(&format!("```rust,no_run\n{program}```\n")),
+        "README's \"Writing an application\" differs from examples/hello.rs"
+    );
+}

@@ -186,9 +186,8 @@ pub struct Cli {
     pub buffers_size: Option<ByteSize>,
 }
 
-/// Each option's default as `--help` shows it, read from [`Settings::default`].
-fn shown_defaults() -> Vec<(&'static str, String)> {
-    let d = Settings::default();
+/// Each option's default as `--help` shows it, read from the defaults in use.
+fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
     let (l, t) = (&d.limits, &d.timeouts);
     let size = |n: usize| ByteSize(n).to_string();
     let time = super::units::format_duration;
@@ -229,7 +228,16 @@ impl Cli {
     /// application answers `--version` as itself), with each option's real default in its
     /// help.
     pub fn command_named(name: &'static str, version: &'static str) -> clap::Command {
-        let defaults = shown_defaults();
+        Self::command_over(name, version, &Settings::default())
+    }
+
+    /// [`Cli::command_named`] showing `defaults` as the defaults.
+    pub fn command_over(
+        name: &'static str,
+        version: &'static str,
+        defaults: &Settings,
+    ) -> clap::Command {
+        let defaults = shown_defaults(defaults);
         <Self as CommandFactory>::command()
             .name(name)
             .bin_name(name)
@@ -250,7 +258,11 @@ impl Cli {
     /// Parses the process's arguments; on a usage error, `--help` or `--version`, prints
     /// and exits (status 2 for an error, 0 otherwise).
     pub fn parse_named(name: &'static str, version: &'static str) -> Self {
-        let matches = Self::command_named(name, version).get_matches();
+        Self::parse_over(name, version, &Settings::default())
+    }
+
+    fn parse_over(name: &'static str, version: &'static str, defaults: &Settings) -> Self {
+        let matches = Self::command_over(name, version, defaults).get_matches();
         Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 
@@ -259,9 +271,19 @@ impl Cli {
     /// (after printing why), and for `--check-config` after printing the effective
     /// settings (status 0 when valid).
     pub fn settings_or_exit(name: &'static str, version: &'static str) -> Settings {
-        let cli = Self::parse_named(name, version);
+        Self::settings_over_or_exit(name, version, Settings::default())
+    }
+
+    /// [`Cli::settings_or_exit`] with a program's own defaults under the file and the
+    /// options (and shown by `--help`).
+    pub fn settings_over_or_exit(
+        name: &'static str,
+        version: &'static str,
+        defaults: Settings,
+    ) -> Settings {
+        let cli = Self::parse_over(name, version, &defaults);
         let check = cli.check_config;
-        match cli.settings() {
+        match cli.settings_over(defaults) {
             Ok(settings) if check => {
                 print!("{}", settings.to_toml());
                 if settings.listener_specs().is_empty() {
@@ -286,9 +308,14 @@ impl Cli {
     /// The settings: the file's (or the defaults), with these options laid over them,
     /// validated.
     pub fn settings(self) -> Result<Settings, SettingsError> {
+        self.settings_over(Settings::default())
+    }
+
+    /// [`Cli::settings`] over a program's own defaults instead of [`Settings::default`].
+    pub fn settings_over(self, defaults: Settings) -> Result<Settings, SettingsError> {
         let base = match &self.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
+            Some(path) => Settings::from_file_over(path, &defaults)?,
+            None => defaults,
         };
         let settings = self.overlay(base);
         settings.validate()?;

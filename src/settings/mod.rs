@@ -217,14 +217,28 @@ pub enum SettingsError {
 impl Settings {
     /// Reads and validates a TOML file; keys it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
+        Self::from_file_over(path, &Self::default())
+    }
+
+    /// Reads and validates a TOML file; keys it leaves out keep their values in `defaults`
+    /// (a program's own defaults, e.g. metrics off).
+    pub fn from_file_over(path: &Path, defaults: &Self) -> Result<Self, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let settings: Self = toml::from_str(&text).map_err(|source| SettingsError::Parse {
+        let parse_error = |source| SettingsError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })?;
+        };
+        // Parsed alone first, so that errors name the file's line and column.
+        let mut settings: Self = toml::from_str(&text).map_err(parse_error)?;
+        if defaults != &Self::default() {
+            let mut table = toml::Table::try_from(defaults)
+                .map_err(|e| SettingsError::Invalid(format!("defaults: {e}")))?;
+            merge(&mut table, toml::from_str(&text).map_err(parse_error)?);
+            settings = table.try_into().map_err(parse_error)?;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -328,6 +342,18 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Lays `over` on `base`, table by table.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 

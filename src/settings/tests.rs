@@ -316,3 +316,42 @@ fn a_program_of_its_own_is_named_in_its_help() {
     let version = Cli::command_named("hello", "1.2.3").render_version();
     assert_eq!(version.trim(), "hello 1.2.3");
 }
+
+#[test]
+fn a_program_can_have_its_own_defaults_under_file_and_options() {
+    let mine = Settings {
+        metrics: MetricsSetting::Off,
+        limits: Limits {
+            max_headers: 7,
+            ..Limits::default()
+        },
+        ..Settings::default()
+    };
+    let dir = std::env::temp_dir().join(format!("ringgate-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.toml");
+    std::fs::write(&file, "[limits]\nmax_in_flight = 5\n").unwrap();
+    let mut c = cli(&["--workers", "3"]);
+    c.config = Some(file.clone());
+    let s = c.settings_over(mine.clone()).unwrap();
+    assert_eq!(s.metrics, MetricsSetting::Off, "the program's default");
+    assert_eq!(s.limits.max_headers, 7, "the program's default");
+    assert_eq!(s.limits.max_in_flight, 5, "the file's");
+    assert_eq!(s.workers, 3, "the option's");
+    let s = cli(&["--metrics", "127.0.0.1:1"])
+        .settings_over(mine)
+        .unwrap();
+    assert_eq!(s.metrics.addr(), Some("127.0.0.1:1".parse().unwrap()));
+    std::fs::write(&file, "[limits]\nmax_in_flight = \"x\"\n").unwrap();
+    let e = Settings::from_file_over(&file, &Settings::default()).unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+    let quiet = Settings {
+        metrics: MetricsSetting::Off,
+        ..Settings::default()
+    };
+    let help = Cli::command_over("app", "0", &quiet)
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("[default: off]"), "{help}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
