@@ -314,22 +314,27 @@ fn ringgate_itself_accepts_the_example_config() {
 }
 
 #[test]
-fn the_kubernetes_config_is_valid_settings() {
-    // The TOML embedded in the ConfigMap: the block under `ringgate.toml: |`, dedented.
-    let yaml = read(&deploy().join("kubernetes/configmap.yaml"));
-    let toml: String = yaml
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("ringgate.toml: |"))
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
-        .collect();
-    assert!(toml.contains("[listeners]"), "no embedded config found");
-    let settings = Settings::from_toml(&toml)
-        .unwrap_or_else(|e| panic!("deploy/kubernetes/configmap.yaml: {e}"));
-    settings.validate().unwrap();
-    assert_eq!(
-        settings.metrics.addr(),
-        Some("0.0.0.0:9500".parse().unwrap())
-    );
+fn the_kubernetes_configs_are_valid_settings() {
+    for file in ["configmap.yaml", "sidecar.yaml"] {
+        // The TOML embedded in the ConfigMap: the block under `ringgate.toml: |`, dedented.
+        let yaml = read(&deploy().join("kubernetes").join(file));
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("ringgate.toml: |"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        assert!(
+            toml.contains("[listeners]"),
+            "{file}: no embedded config found"
+        );
+        let settings =
+            Settings::from_toml(&toml).unwrap_or_else(|e| panic!("deploy/kubernetes/{file}: {e}"));
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.metrics.addr(),
+            Some("0.0.0.0:9500".parse().unwrap())
+        );
+    }
 }
