@@ -1,7 +1,8 @@
 //! Checks the files under `deploy/` against the code: every metric they name is one ringgate
 //! exports (`ringgate::metrics::names`), the dashboard shows every metric, the example config
-//! has every settings key with its real default and only limit keys the metrics know, and the
-//! systemd socket names are the config's protocol names. The programs that read those files check their syntax
+//! has every settings key with its real default and only limit keys the metrics know, the
+//! configs embedded in the Kubernetes manifests are valid settings, and the systemd socket
+//! names are the config's protocol names. The programs that read those files check their syntax
 //! in `deploy/check-configs.sh`.
 
 use std::collections::BTreeSet;
