@@ -19,7 +19,8 @@ use crate::rt::backend::{self, Backend};
 use crate::rt::conn::{self, ListenerLabels};
 use crate::rt::driver::WorkerShared;
 use crate::rt::listener::{
-    resolve_group, resolve_user, take_inherited, BindOptions, ListenerSet, UnixSocketOptions,
+    resolve_group, resolve_user, take_inherited, BindOptions, ListenerSet, ListenerSpec,
+    StdListener, UnixPathGuard, UnixSocketOptions, WorkerListener,
 };
 use crate::rt::notify;
 use crate::rt::serve::{self, ServeOptions};
@@ -139,38 +140,7 @@ impl<F: HandlerFactory> Server<F> {
             }
         }
 
-        let ls = &settings.listeners;
-        let unix = UnixSocketOptions {
-            mode: ls.socket_mode.map(|m| m.0),
-            owner: match &ls.socket_owner {
-                Some(u) => Some(resolve_user(u).map_err(setup("socket_owner"))?),
-                None => None,
-            },
-            group: match &ls.socket_group {
-                Some(g) => Some(resolve_group(g).map_err(setup("socket_group"))?),
-                None => None,
-            },
-        };
-        let mut specs = settings.listener_specs();
-        if specs.is_empty() && inherited.is_empty() {
-            tracing::info!("no listener configured; using the defaults");
-            specs = Settings::default_listeners();
-        }
-        let opts = BindOptions {
-            backlog: ls.backlog,
-            unix,
-        };
-        let mut set =
-            ListenerSet::bind(&specs, settings.workers, &opts).map_err(setup("listeners"))?;
-        set.add_inherited(inherited);
-        let mut names = ListenerNames::new();
-        let mut labels = Vec::new();
-        for (spec, addr) in set.describe() {
-            tracing::info!(protocol = spec.protocol.as_str(), %addr, name = %spec.name, "listening");
-            labels.push((spec.name.clone(), names.add(&spec.name)));
-        }
-        let labels = ListenerLabels::new(labels);
-        let (per_worker, _unix_files) = set.split().map_err(setup("listeners"))?;
+        let bound = bind(&settings, inherited)?;
 
         let metrics_on = match settings.metrics.addr() {
             Some(addr) => {
@@ -198,11 +168,11 @@ impl<F: HandlerFactory> Server<F> {
         let shared = Arc::new(PerWorker {
             settings,
             factory,
-            names,
-            labels,
+            names: bound.names,
+            labels: bound.labels,
             metrics_on,
         });
-        let mut workers = Workers::start(&worker_opts, per_worker, move |ctx| {
+        let mut workers = Workers::start(&worker_opts, bound.per_worker, move |ctx| {
             let shared = shared.clone();
             async move { shared.serve(ctx, serve_opts).await }
         })
@@ -226,61 +196,129 @@ impl<F: HandlerFactory> Server<F> {
             workers.len()
         ));
 
-        let mut shutdown = std::pin::pin!(shutdown);
-        let stopped = signals.wait_or(async {
-            tokio::select! {
-                exit = workers.next_exit() => Err(exit),
-                () = &mut shutdown => Ok(()),
-            }
-        });
-        let mut failed = false;
-        match stopped {
-            Ok(sig) => {
-                tracing::info!(signal = sig, ?drain, "shutting down");
-                notify::stopping("draining");
-                workers.drain();
-            }
-            Err(Ok(())) => {
-                tracing::info!(?drain, "shutdown requested; shutting down");
-                notify::stopping("draining");
-                workers.drain();
-            }
-            Err(Err(exit)) => {
-                tracing::error!(?exit, "a worker stopped unexpectedly; shutting down");
-                failed = true;
-                workers.abort();
-            }
-        }
-        let patience = drain + DRAIN_GRACE;
-        let outcome = signals.wait_or(async {
-            tokio::select! {
-                p = workers.all_exited() => Some(p),
-                _ = tokio::time::sleep(patience) => None,
-            }
-        });
-        match outcome {
-            Err(Some(panicked)) => failed |= panicked,
-            Ok(sig) => {
-                tracing::warn!(signal = sig, "second signal; stopping without waiting");
-                workers.abort();
-                failed |= signals.block_on(workers.all_exited());
-            }
-            Err(None) => {
-                tracing::warn!("workers did not stop in time; aborting");
-                workers.abort();
-                failed |= signals.block_on(workers.all_exited());
-            }
-        }
-        let panicked = workers.join();
-        if !panicked.is_empty() {
-            return Err(ServerError::WorkerPanicked(panicked));
-        }
-        if failed {
-            return Err(ServerError::WorkerFailed);
-        }
+        let result = stop(&mut workers, &mut signals, shutdown, drain);
+        drop(bound.unix_files);
+        result?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The listening sockets, each worker's share, and their metric labels.
+struct Bound {
+    per_worker: Vec<Vec<WorkerListener>>,
+    /// Removes the Unix socket files when dropped.
+    unix_files: Vec<UnixPathGuard>,
+    names: ListenerNames,
+    labels: ListenerLabels,
+}
+
+/// Binds the configured listeners (the defaults when there are none and systemd passed
+/// none) and adds the inherited ones.
+fn bind(
+    settings: &Settings,
+    inherited: Vec<(ListenerSpec, StdListener)>,
+) -> Result<Bound, ServerError> {
+    let ls = &settings.listeners;
+    let unix = UnixSocketOptions {
+        mode: ls.socket_mode.map(|m| m.0),
+        owner: match &ls.socket_owner {
+            Some(u) => Some(resolve_user(u).map_err(setup("socket_owner"))?),
+            None => None,
+        },
+        group: match &ls.socket_group {
+            Some(g) => Some(resolve_group(g).map_err(setup("socket_group"))?),
+            None => None,
+        },
+    };
+    let mut specs = settings.listener_specs();
+    if specs.is_empty() && inherited.is_empty() {
+        tracing::info!("no listener configured; using the defaults");
+        specs = Settings::default_listeners();
+    }
+    let opts = BindOptions {
+        backlog: ls.backlog,
+        unix,
+    };
+    let mut set = ListenerSet::bind(&specs, settings.workers, &opts).map_err(setup("listeners"))?;
+    set.add_inherited(inherited);
+    let mut names = ListenerNames::new();
+    let mut labels = Vec::new();
+    for (spec, addr) in set.describe() {
+        tracing::info!(protocol = spec.protocol.as_str(), %addr, name = %spec.name, "listening");
+        labels.push((spec.name.clone(), names.add(&spec.name)));
+    }
+    let labels = ListenerLabels::new(labels);
+    let (per_worker, unix_files) = set.split().map_err(setup("listeners"))?;
+    Ok(Bound {
+        per_worker,
+        unix_files,
+        names,
+        labels,
+    })
+}
+
+/// Waits for a signal, `shutdown` or a worker's end, then drains (or aborts) and joins
+/// the workers: a second signal or the drain timeout (plus a grace period) cuts it short.
+fn stop(
+    workers: &mut Workers,
+    signals: &mut Signals,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> Result<(), ServerError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped = signals.wait_or(async {
+        tokio::select! {
+            exit = workers.next_exit() => Err(exit),
+            () = &mut shutdown => Ok(()),
+        }
+    });
+    let mut failed = false;
+    match stopped {
+        Ok(sig) => {
+            tracing::info!(signal = sig, ?drain, "shutting down");
+            notify::stopping("draining");
+            workers.drain();
+        }
+        Err(Ok(())) => {
+            tracing::info!(?drain, "shutdown requested; shutting down");
+            notify::stopping("draining");
+            workers.drain();
+        }
+        Err(Err(exit)) => {
+            tracing::error!(?exit, "a worker stopped unexpectedly; shutting down");
+            failed = true;
+            workers.abort();
+        }
+    }
+    let patience = drain + DRAIN_GRACE;
+    let outcome = signals.wait_or(async {
+        tokio::select! {
+            p = workers.all_exited() => Some(p),
+            _ = tokio::time::sleep(patience) => None,
+        }
+    });
+    match outcome {
+        Err(Some(panicked)) => failed |= panicked,
+        Ok(sig) => {
+            tracing::warn!(signal = sig, "second signal; stopping without waiting");
+            workers.abort();
+            failed |= signals.block_on(workers.all_exited());
+        }
+        Err(None) => {
+            tracing::warn!("workers did not stop in time; aborting");
+            workers.abort();
+            failed |= signals.block_on(workers.all_exited());
+        }
+    }
+    let panicked = workers.join_all();
+    if !panicked.is_empty() {
+        return Err(ServerError::WorkerPanicked(panicked));
+    }
+    if failed {
+        return Err(ServerError::WorkerFailed);
+    }
+    Ok(())
 }
 
 /// What every worker needs to build its own per-core state.

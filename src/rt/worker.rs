@@ -256,9 +256,9 @@ impl Workers {
     }
 
     /// Join the threads (after they have exited); the indexes of those that panicked.
-    pub fn join(self) -> Vec<usize> {
+    pub fn join_all(&mut self) -> Vec<usize> {
         self.threads
-            .into_iter()
+            .drain(..)
             .enumerate()
             .filter_map(|(i, h)| h.join().is_err().then_some(i))
             .collect()

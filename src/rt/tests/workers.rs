@@ -82,7 +82,7 @@ fn finish(mut r: Running) -> (Vec<DrainReport>, Duration) {
         .unwrap();
     let panicked = rt.block_on(r.workers.all_exited());
     assert!(!panicked);
-    assert!(r.workers.join().is_empty());
+    assert!(r.workers.join_all().is_empty());
     let took = t.elapsed();
     (r.reports.try_iter().collect(), took)
 }
