@@ -41,6 +41,7 @@ fuzz_target!(|steps: Vec<Step>| {
         body_idle: Duration::from_millis(700),
         keepalive_idle: Duration::from_millis(900),
         drain_linger: Duration::from_millis(300),
+        ..Timeouts::default()
     };
     let mut now = Instant::now();
     let mut engine = FastCgiEngine::new(limits, timeouts, now);

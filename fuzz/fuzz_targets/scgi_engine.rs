@@ -33,6 +33,7 @@ fuzz_target!(|steps: Vec<Step>| {
         body_idle: Duration::from_millis(700),
         keepalive_idle: Duration::from_millis(900),
         drain_linger: Duration::from_millis(300),
+        ..Timeouts::default()
     };
     let mut now = Instant::now();
     let mut engine = StreamEngine::scgi(limits, timeouts, now);
