@@ -21,6 +21,8 @@ pub mod io;
 pub mod listener;
 pub mod notify;
 pub mod send;
+#[cfg(test)]
+mod send_tests;
 pub mod serve;
 pub mod shutdown;
 #[cfg(any(test, fuzzing))]
