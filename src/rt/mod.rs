@@ -20,6 +20,7 @@ pub mod driver;
 pub mod io;
 pub mod listener;
 pub mod notify;
+pub mod readbuf;
 pub mod send;
 #[cfg(test)]
 mod send_tests;
