@@ -9,6 +9,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Event, RequestKey, Stat};
 
+/// Capacity of a new encode buffer (one is started after each hand-over to the driver).
+const ENCODE_BUFFER_CAPACITY: usize = 4096;
+
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     buf: BytesMut,
@@ -27,8 +30,12 @@ impl SendQueue {
         }
     }
 
-    /// Where encoders append.
+    /// Where encoders append. A new encode buffer starts with room for a typical reply, so
+    /// that a small response is encoded without reallocations.
     pub(crate) fn buf(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(ENCODE_BUFFER_CAPACITY);
+        }
         &mut self.buf
     }
 
