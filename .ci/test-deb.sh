@@ -12,7 +12,8 @@
 #    (systemd-socket-activate, LISTEN_FDNAMES from FileDescriptorName=), checked by
 #    .ci/serve-check.sh in a network namespace of its own.
 # 3. With CI=true (or INSTALL_ON_HOST=1): `dpkg -i` on this machine, the same checks on
-#    /usr/bin/ringgate and /etc/ringgate/ringgate.toml, then `dpkg --purge ringgate`.
+#    /usr/bin/ringgate and /etc/ringgate/ringgate.toml, `systemd-analyze verify` on the
+#    installed units, then `dpkg --purge ringgate`.
 # Called by .ci/run after `cargo deb`.
 set -euo pipefail
 
@@ -106,6 +107,11 @@ if [[ ${CI:-} == true || ${INSTALL_ON_HOST:-} == 1 ]]; then
     dpkg --install "$deb"
     echo "ok   dpkg --install (this machine)"
     check_installed ""
+    # The installed units as systemd reads them, ExecStart= now pointing at an installed binary.
+    out=$(systemd-analyze verify --man=no /lib/systemd/system/ringgate.service \
+        /lib/systemd/system/ringgate-fastcgi.socket /lib/systemd/system/ringgate-scgi.socket 2>&1) &&
+        [[ -z $out ]] || fail "systemd-analyze verify on the installed units: $out"
+    echo "ok   systemd-analyze verify /lib/systemd/system/ringgate*"
     dpkg --purge ringgate >/dev/null
     echo "ok   dpkg --purge ringgate (this machine)"
 else
