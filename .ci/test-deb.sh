@@ -9,8 +9,8 @@
 #    there: `ringgate --check-config` on the installed config, and the installed binary with
 #    the installed config serving on the sockets the installed socket units name (TCP ones as
 #    they are, Unix ones moved under a temporary directory), passed the way systemd passes them
-#    (systemd-socket-activate, LISTEN_FDNAMES from FileDescriptorName=), checked by
-#    .ci/serve-check.sh in a network namespace of its own.
+#    (systemd-socket-activate, LISTEN_FDNAMES from FileDescriptorName=), as user nobody,
+#    checked by .ci/serve-check.sh in a network namespace of its own.
 # 3. With CI=true (or INSTALL_ON_HOST=1): `dpkg -i` on this machine, the same checks on
 #    /usr/bin/ringgate and /etc/ringgate/ringgate.toml, `systemd-analyze verify` on the
 #    installed units, then `dpkg --purge ringgate`.
@@ -26,6 +26,7 @@ deb=${1:-$(ls -t "$root"/target/debian/ringgate_*.deb 2>/dev/null | head -n1)}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+chmod 0755 "$tmp" # the scratch root is read (and its sockets made) by an unprivileged user
 fail() { echo "FAIL $*" >&2; exit 1; }
 
 echo "package $deb ($(du -h "$deb" | cut -f1))"
@@ -57,6 +58,7 @@ serves() {
             if [[ $addr == /* ]]; then
                 addr=$tmp/run/$(basename "$addr")
                 mkdir -p "$tmp/run"
+                chown nobody "$tmp/run"
             fi
             listen+=(-l "$addr")
             names+=("$name")
@@ -70,8 +72,9 @@ serves() {
     done
     echo "--- $instroot/usr/bin/ringgate --config $instroot/etc/ringgate/ringgate.toml on" \
         "${listen[*]} (names ${names[*]})"
+    # As an unprivileged user, as under the unit's DynamicUser=.
     ACTIVATED=1 FASTCGI=${fastcgi[*]} SCGI=${scgi[*]} bash "$root/.ci/serve-check.sh" \
-        systemd-socket-activate "${listen[@]}" --fdname="$(IFS=:; echo "${names[*]}")" \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups systemd-socket-activate "${listen[@]}" --fdname="$(IFS=:; echo "${names[*]}")" \
         "$instroot/usr/bin/ringgate" --config "$instroot/etc/ringgate/ringgate.toml"
 }
 
