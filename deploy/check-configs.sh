@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Checks every file under deploy/ with the program that reads it:
 #   nginx -t, haproxy -c, apache2 -t, lighttpd -tt    front-end configs (in throwaway wrappers)
+#   caddy validate                                    the Caddyfile
+#   ringgate --check-config                           ringgate's own TOML files (build it first)
 #   systemd-analyze verify                            the systemd units
 #   promtool check config / check rules / test rules  Prometheus config, rules, rule tests
 #   python3 (json, yaml, tomllib) + promtool          Grafana dashboard JSON and PromQL syntax,
 #                                                     Kubernetes manifests' internal consistency
-# Metric names used by the dashboard and the rules are checked against src/metrics/names.rs by
+# Each front-end file is also driven with real traffic, as shipped, by
+# `cargo test --test deploy_frontends`. Metric names used by the dashboard and the rules are checked against src/metrics/names.rs by
 # `cargo test --test deploy_configs`, which CI runs too.
 #
 # A missing program is a failure when CI=true and a skip otherwise. Exits non-zero if any check
@@ -78,9 +81,11 @@ EOF
     nginx -t -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
 }
 check "nginx/ringgate.conf (nginx -t)" nginx nginx_t main "$deploy/nginx/ringgate.conf"
+check "nginx/ringgate-pool.conf (nginx -t)" nginx nginx_t pool "$deploy/nginx/ringgate-pool.conf"
 
 # --- HAProxy: a complete config; -dW turns warnings into errors --------------------------------
 check "haproxy/ringgate.cfg (haproxy -c)" haproxy haproxy -dW -c -f "$deploy/haproxy/ringgate.cfg"
+check "haproxy/ringgate-pool.cfg (haproxy -c)" haproxy haproxy -dW -c -f "$deploy/haproxy/ringgate-pool.cfg"
 
 # --- Apache: a minimal server config that loads the modules the site needs ----------------------
 apache_t() {
@@ -118,6 +123,22 @@ EOF
     lighttpd -tt -f "$dir/lighttpd.conf"
 }
 check "lighttpd/ringgate.conf (lighttpd -tt)" lighttpd lighttpd_t
+
+# --- Caddy ------------------------------------------------------------------------------------
+caddy_validate() {
+    HOME=$tmp XDG_DATA_HOME=$tmp XDG_CONFIG_HOME=$tmp \
+        caddy validate --adapter caddyfile --config "$deploy/caddy/Caddyfile"
+}
+check "caddy/Caddyfile (caddy validate)" caddy caddy_validate
+
+# --- ringgate's own configs, checked by ringgate (RINGGATE=path, default: the debug build) ------
+ringgate=${RINGGATE:-$root/target/debug/ringgate}
+if [[ ! -x $ringgate ]]; then
+    ringgate=ringgate-is-not-built # check() then skips, or fails under CI=true
+fi
+for conf in ringgate.example.toml ringgate-pool-member.toml systemd/ringgate.toml; do
+    check "$conf (ringgate --check-config)" "$ringgate" "$ringgate" --config "$deploy/$conf" --check-config
+done
 
 # --- systemd: verify the units (ExecStart pointed at /bin/true: ringgate is not installed) ------
 systemd_verify() {

@@ -20,7 +20,7 @@ use crate::channel::{Limits, StreamEngine, Timeouts};
 use crate::metrics::{ListenerNames, SendMode, WorkerMetrics};
 use crate::proto::cgi::CgiVars;
 use crate::rt::driver::{self, WorkerShared, WriteHalf};
-use crate::rt::io::EpollRead;
+use crate::rt::io::PlainRead;
 
 /// Longest a CGI handler may run (the web server usually has its own, shorter, limit).
 pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -66,7 +66,7 @@ async fn serve<H: Handler>(handler: H, vars: CgiVars) {
         timeouts.clone(),
     );
     let engine = StreamEngine::cgi(vars, limits, timeouts, Instant::now());
-    let stdin = EpollRead::new(tokio::io::stdin());
+    let stdin = PlainRead::new(tokio::io::stdin());
     let stdout = Stdout(tokio::io::stdout());
     let listener = ListenerNames::new().add("cgi");
     driver::serve(engine, stdin, stdout, worker, listener).await;

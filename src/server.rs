@@ -258,6 +258,14 @@ fn bind(
     })
 }
 
+/// Tells the service manager and the load balancers (`/health` fails from now on), then stops
+/// new connections and requests on every worker.
+fn begin_drain(workers: &Workers) {
+    notify::stopping("draining");
+    rg_metrics::http::set_draining();
+    workers.drain();
+}
+
 /// Waits for a signal, `shutdown` or a worker's end, then drains (or aborts) and joins
 /// the workers: a second signal or the drain timeout (plus a grace period) cuts it short.
 fn stop(
@@ -277,13 +285,11 @@ fn stop(
     match stopped {
         Ok(sig) => {
             tracing::info!(signal = sig, ?drain, "shutting down");
-            notify::stopping("draining");
-            workers.drain();
+            begin_drain(workers);
         }
         Err(Ok(())) => {
             tracing::info!(?drain, "shutdown requested; shutting down");
-            notify::stopping("draining");
-            workers.drain();
+            begin_drain(workers);
         }
         Err(Err(exit)) => {
             tracing::error!(?exit, "a worker stopped unexpectedly; shutting down");

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use slab::Slab;
 
-use super::input::InputBuffer;
+use super::input::{release_if_empty, InputBuffer};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
@@ -450,7 +450,10 @@ impl FastCgiEngine {
         while !self.out.over_high_water() && self.closed.is_none() {
             match self.decoder.decode(&mut self.input) {
                 Ok(Some(record)) => self.handle_record(record, now),
-                Ok(None) => break,
+                Ok(None) => {
+                    release_if_empty(&mut self.input);
+                    break;
+                }
                 Err(e) => {
                     self.protocol_error("bad_record");
                     self.closed = Some(CloseReason::ProtocolError);

@@ -90,3 +90,12 @@ impl InputBuffer {
         }
     }
 }
+
+/// Frees `input`'s allocation once every byte of it was consumed, so that a connection waiting
+/// for its next bytes holds no buffer (what was split off it stays valid: it shares the
+/// allocation, which lives until the last part is dropped).
+pub(crate) fn release_if_empty(input: &mut bytes::BytesMut) {
+    if input.is_empty() && input.capacity() > 0 {
+        *input = bytes::BytesMut::new();
+    }
+}

@@ -9,9 +9,6 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Event, RequestKey, Stat};
 
-/// Initial capacity of the encode buffer after each hand-over to the driver.
-const ENCODE_BUFFER_CAPACITY: usize = 4096;
-
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     buf: BytesMut,
@@ -23,7 +20,7 @@ pub(crate) struct SendQueue {
 impl SendQueue {
     pub(crate) fn new(high_water: usize) -> Self {
         Self {
-            buf: BytesMut::with_capacity(ENCODE_BUFFER_CAPACITY),
+            buf: BytesMut::new(),
             in_flight: 0,
             high_water,
             stalled: VecDeque::new(),
@@ -56,15 +53,15 @@ impl SendQueue {
         false
     }
 
+    /// Hands everything encoded so far to the driver, allocation and all: the queue keeps no
+    /// part of it, so the memory goes as soon as the driver has sent it, and an idle connection
+    /// holds no encode buffer (the next reply allocates a new one).
     pub(crate) fn take(&mut self) -> Option<Bytes> {
         if self.buf.is_empty() {
             return None;
         }
-        let out = self.buf.split().freeze();
+        let out = std::mem::take(&mut self.buf).freeze();
         self.in_flight += out.len();
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(ENCODE_BUFFER_CAPACITY);
-        }
         Some(out)
     }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
-use super::input::InputBuffer;
+use super::input::{release_if_empty, InputBuffer};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
@@ -271,7 +271,9 @@ impl Channel for StreamEngine {
                 }
             }
         }
-        self.feed_body(now)
+        let fed = self.feed_body(now);
+        release_if_empty(&mut self.input);
+        fed
     }
 
     fn handle_read_closed(&mut self, _now: Instant) {

@@ -1,5 +1,6 @@
 //! The HTTP endpoint of the metrics thread: GET `/metrics` (the Prometheus exposition) and
-//! GET `/health` (`OK`, for load balancers and Kubernetes probes), served with hyper on the
+//! GET `/health` (`OK`, or `503 draining` once the server drains: for load balancers and
+//! Kubernetes readiness probes), served with hyper on the
 //! `ringgate-metrics` thread, never on a worker.
 //!
 //! It is exposed to whatever can reach the metrics address, so it defends itself: at most
@@ -12,6 +13,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,16 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest pause between `accept` attempts while resources are exhausted.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Set once the process starts draining: `/health` then answers 503, so load balancers and
+/// readiness probes stop sending new work while in-flight requests finish.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Makes `/health` answer `503 draining` from now on (the server calls it when it begins to
+/// drain).
+pub fn set_draining() {
+    DRAINING.store(true, Ordering::Relaxed);
+}
+
 /// Whether an `accept` error means the process (or system) ran out of something, so that
 /// retrying at once would only spin.
 fn is_resource_exhaustion(e: &io::Error) -> bool {
@@ -112,6 +124,11 @@ async fn answer(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             Bytes::from(handle.render()),
+        ),
+        (&Method::GET | &Method::HEAD, "/health") if DRAINING.load(Ordering::Relaxed) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from_static(b"draining"),
         ),
         (&Method::GET | &Method::HEAD, "/health") => {
             (StatusCode::OK, "text/plain", Bytes::from_static(b"OK"))

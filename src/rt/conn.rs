@@ -64,7 +64,7 @@ async fn serve_stream<E: Channel + 'static, H: Handler>(
     // counts every fallback to a heap buffer (ringgate_buffer_pool_exhausted_total).
     let read_buffer = || match bufpool.try_next() {
         Some(b) => PoolBuf::Fixed(b),
-        None => PoolBuf::Heap(Vec::with_capacity(io::READ_BUFFER_BYTES)),
+        None => PoolBuf::Heap(Vec::with_capacity(io::IDLE_READ_BYTES)),
     };
     match stream {
         Stream::UringTcp(s) => {

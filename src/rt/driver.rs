@@ -48,6 +48,9 @@ pub trait ReadHalf: 'static {
     fn read(&mut self) -> impl Future<Output = io::Result<usize>>;
     /// The first `n` bytes of the buffer: what the last read of `n` bytes got.
     fn filled(&self, n: usize) -> &[u8];
+    /// The bytes of the last read were consumed: a half that borrowed a worker buffer for
+    /// them gives it back now, so that a connection that waits holds none.
+    fn release(&mut self) {}
 }
 
 /// The write side of a connection.
@@ -574,6 +577,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
             Ok(n) => {
                 conn.worker.metrics.bytes_received(n);
                 let result = conn.engine.borrow_mut().handle_input(reader.filled(n), now);
+                reader.release();
                 if let Err(error) = result {
                     tracing::debug!(%error, "closing connection: protocol error");
                     conn.close_reason.set(Some(CloseReason::ProtocolError));

@@ -1,5 +1,9 @@
 //! Socket halves for the connection driver: io_uring streams (tokio-uring, owned buffers)
 //! and plain tokio streams (epoll), TCP and Unix alike.
+//!
+//! What a waiting connection holds: on epoll, no buffer (it waits for readiness, then reads
+//! into a worker buffer it gives back at once); on io_uring, the small buffer of its pending
+//! read ([`IDLE_READ_BYTES`]) or, with registered buffers on, its registered buffer.
 
 use std::io;
 use std::net::Shutdown;
@@ -12,11 +16,13 @@ use super::driver::{ReadHalf, WriteHalf};
 use tokio_uring::buf::fixed::FixedBuf;
 
 use super::bufpool::PoolBuf;
+use super::readbuf;
 use crate::metrics::SendMode;
 
-/// Bytes asked for by each socket read on a heap buffer (registered buffers have the pool's
-/// size).
-pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes of the buffer an io_uring read waits with when registered buffers are off. The
+/// kernel owns it for as long as the connection is idle, so it is small; bytes already waiting
+/// are read without it, straight into a worker buffer ([`super::readbuf`]).
+pub const IDLE_READ_BYTES: usize = 2048;
 
 /// An io_uring stream (TCP or Unix), shared by the read and the write half.
 pub trait UringStream: std::os::fd::AsRawFd + 'static {
@@ -63,13 +69,14 @@ macro_rules! uring_stream {
 uring_stream!(tokio_uring::net::TcpStream);
 uring_stream!(tokio_uring::net::UnixStream);
 
-/// Both halves of an io_uring stream; reads go into `buf` (registered or heap).
+/// Both halves of an io_uring stream; pending reads wait with `buf` (registered or heap).
 pub fn uring_halves<S: UringStream>(stream: S, buf: PoolBuf) -> (UringRead<S>, UringWrite<S>) {
     let stream = Rc::new(stream);
     (
         UringRead {
             stream: stream.clone(),
             buf: Some(buf),
+            borrowed: None,
         },
         UringWrite(stream),
     )
@@ -80,6 +87,8 @@ pub struct UringRead<S> {
     stream: Rc<S>,
     /// `None` only while a read is in flight (the kernel owns the buffer then).
     buf: Option<PoolBuf>,
+    /// A worker buffer holding the last read's bytes, when they were waiting already.
+    borrowed: Option<Vec<u8>>,
 }
 
 /// The write half of an io_uring stream.
@@ -87,17 +96,21 @@ pub struct UringWrite<S>(Rc<S>);
 
 impl<S: UringStream> ReadHalf for UringRead<S> {
     async fn read(&mut self) -> io::Result<usize> {
+        self.release();
         let (result, buf) = match self.buf.take() {
             Some(PoolBuf::Fixed(b)) => {
                 let (r, b) = self.stream.read_fixed(b).await;
                 (r, PoolBuf::Fixed(b))
             }
             Some(PoolBuf::Heap(mut b)) => {
-                b.clear();
-                if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut b) {
+                let mut worker = readbuf::take();
+                if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
+                    self.borrowed = Some(worker);
                     self.buf = Some(PoolBuf::Heap(b));
                     return result;
                 }
+                readbuf::give(worker);
+                b.clear();
                 let (r, b) = self.stream.read(b).await;
                 (r, PoolBuf::Heap(b))
             }
@@ -108,10 +121,17 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
     }
 
     fn filled(&self, n: usize) -> &[u8] {
-        match &self.buf {
-            Some(PoolBuf::Fixed(b)) => &b[..n],
-            Some(PoolBuf::Heap(b)) => &b[..n],
-            None => &[],
+        match (&self.borrowed, &self.buf) {
+            (Some(b), _) => &b[..n],
+            (None, Some(PoolBuf::Fixed(b))) => &b[..n],
+            (None, Some(PoolBuf::Heap(b))) => &b[..n],
+            (None, None) => &[],
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(b) = self.borrowed.take() {
+            readbuf::give(b);
         }
     }
 }
@@ -153,20 +173,35 @@ fn recv_now(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> Option<io::Result<usiz
     }
 }
 
-/// The read half of a tokio (epoll) stream, or of any `AsyncRead` such as stdin.
-pub struct EpollRead<R> {
-    reader: R,
-    buf: Vec<u8>,
+/// The read side of a tokio socket: readiness, then a non-blocking read.
+pub trait ReadySocket: 'static {
+    /// Resolves when the socket may have bytes (or an EOF, or an error) to read.
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
+    /// Reads what is there into `buf`'s spare capacity, without waiting.
+    fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize>;
 }
 
-impl<R> EpollRead<R> {
-    /// Wraps a reader.
-    pub fn new(reader: R) -> Self {
-        Self {
-            reader,
-            buf: Vec::with_capacity(READ_BUFFER_BYTES),
+macro_rules! ready_socket {
+    ($ty:ty) => {
+        impl ReadySocket for $ty {
+            async fn readable(&self) -> io::Result<()> {
+                <$ty>::readable(self).await
+            }
+            fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+                <$ty>::try_read_buf(self, buf)
+            }
         }
-    }
+    };
+}
+
+ready_socket!(tokio::net::tcp::OwnedReadHalf);
+ready_socket!(tokio::net::unix::OwnedReadHalf);
+
+/// The read half of a tokio (epoll) stream: it waits for readiness with no buffer, and reads
+/// into a worker buffer that it gives back once the bytes are consumed.
+pub struct EpollRead<R> {
+    socket: R,
+    borrowed: Option<Vec<u8>>,
 }
 
 /// The write half of a tokio (epoll) stream.
@@ -180,7 +215,13 @@ pub fn epoll_tcp_halves(
     EpollWrite<tokio::net::tcp::OwnedWriteHalf>,
 ) {
     let (r, w) = stream.into_split();
-    (EpollRead::new(r), EpollWrite(w))
+    (
+        EpollRead {
+            socket: r,
+            borrowed: None,
+        },
+        EpollWrite(w),
+    )
 }
 
 /// Both halves of a tokio Unix stream.
@@ -191,10 +232,65 @@ pub fn epoll_unix_halves(
     EpollWrite<tokio::net::unix::OwnedWriteHalf>,
 ) {
     let (r, w) = stream.into_split();
-    (EpollRead::new(r), EpollWrite(w))
+    (
+        EpollRead {
+            socket: r,
+            borrowed: None,
+        },
+        EpollWrite(w),
+    )
 }
 
-impl<R: tokio::io::AsyncRead + Unpin + 'static> ReadHalf for EpollRead<R> {
+impl<R: ReadySocket> ReadHalf for EpollRead<R> {
+    async fn read(&mut self) -> io::Result<usize> {
+        self.release();
+        loop {
+            self.socket.readable().await?;
+            let mut buf = readbuf::take();
+            match self.socket.try_read_buf(&mut buf) {
+                Ok(n) => {
+                    self.borrowed = Some(buf);
+                    return Ok(n);
+                }
+                Err(e) => {
+                    readbuf::give(buf);
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        self.borrowed.as_deref().map_or(&[], |b| &b[..n])
+    }
+
+    fn release(&mut self) {
+        if let Some(b) = self.borrowed.take() {
+            readbuf::give(b);
+        }
+    }
+}
+
+/// The read half of any `AsyncRead` without readiness (a CGI program's stdin): it owns a
+/// buffer of [`readbuf::READ_BUFFER_BYTES`].
+pub struct PlainRead<R> {
+    reader: R,
+    buf: Vec<u8>,
+}
+
+impl<R> PlainRead<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: Vec::with_capacity(readbuf::READ_BUFFER_BYTES),
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin + 'static> ReadHalf for PlainRead<R> {
     async fn read(&mut self) -> io::Result<usize> {
         self.buf.clear();
         self.reader.read_buf(&mut self.buf).await

@@ -20,7 +20,10 @@ pub mod driver;
 pub mod io;
 pub mod listener;
 pub mod notify;
+pub mod readbuf;
 pub mod send;
+#[cfg(test)]
+mod send_tests;
 pub mod serve;
 pub mod shutdown;
 #[cfg(any(test, fuzzing))]

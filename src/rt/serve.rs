@@ -22,7 +22,7 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_CONNECTIONS: usize = crate::channel::Limits::DEFAULT_MAX_CONNECTIONS;
 
 /// Default time in-flight connections get to finish after a shutdown signal.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = crate::channel::Timeouts::DEFAULT_DRAIN;
 
 /// Serving limits.
 #[derive(Clone, Copy, Debug)]

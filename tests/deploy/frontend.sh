@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Drives one front end of deploy/ with real traffic, its file used as shipped (same addresses
+# and ports), inside a network namespace of its own so that the shipped ports are free:
+#
+#   unshare --net bash tests/deploy/frontend.sh RINGGATE_BINARY FRONTEND
+#
+# FRONTEND: nginx | haproxy | apache | lighttpd | caddy. ringgate runs with its defaults
+# (FastCGI 127.0.0.1:9000, SCGI 127.0.0.1:9001, metrics 127.0.0.1:9500). The front end is
+# started from its deploy/ file, wrapped where the file is a snippet in the least main
+# configuration the program needs (pid file, logs, modules), exactly as check-configs.sh does.
+# Checks, through the FastCGI site (127.0.0.1:8080) and, where the front end speaks SCGI, the
+# SCGI site (127.0.0.1:8081): GET /hello, a 1 MiB POST echoed byte for byte, a 4 MiB streamed
+# response byte for byte, and a client that disconnects mid-response (ringgate must end that
+# request: the in-flight gauge returns to 0 and /hello is still served).
+set -euo pipefail
+
+bin=$1
+fe=$2
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+deploy=$root/deploy
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL $fe: $*" >&2
+    for log in "$work"/*.log; do
+        echo "--- $log" >&2
+        tail -n 30 "$log" >&2
+    done
+    exit 1
+}
+
+wait_port() { # wait_port PORT
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    fail "nothing listens on 127.0.0.1:$1"
+}
+
+metric() { # metric SERIES: its value in ringgate's /metrics
+    curl -sf http://127.0.0.1:9500/metrics | awk -v s="$1" '$1 == s { print $2 }'
+}
+
+ip link set lo up
+
+"$bin" --workers 2 >"$work/ringgate.log" 2>&1 &
+pids+=($!)
+wait_port 9000
+wait_port 9001
+wait_port 9500
+
+scgi=yes
+case $fe in
+nginx)
+    mkdir -p "$work/nginx"
+    chmod 0755 "$work" && chmod 0777 "$work/nginx" # the workers run as www-data
+    # The snippet includes fastcgi_params/scgi_params relative to the main file's directory.
+    cp /etc/nginx/fastcgi_params /etc/nginx/scgi_params /etc/nginx/mime.types "$work/"
+    cat >"$work/nginx.conf" <<EOF
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    scgi_temp_path $work/nginx/scgi;
+    proxy_temp_path $work/nginx/proxy;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    include mime.types;
+    include $deploy/nginx/ringgate.conf;
+}
+EOF
+    nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 &
+    ;;
+haproxy)
+    scgi=no
+    haproxy -f "$deploy/haproxy/ringgate.cfg" -db >"$work/haproxy.log" 2>&1 &
+    ;;
+apache)
+    mods=/usr/lib/apache2/modules
+    cat >"$work/apache.conf" <<EOF
+ServerRoot /etc/apache2
+PidFile $work/apache.pid
+ErrorLog $work/apache-error.log
+LogLevel warn
+DefaultRuntimeDir $work
+Mutex file:$work default
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule proxy_module $mods/mod_proxy.so
+LoadModule proxy_fcgi_module $mods/mod_proxy_fcgi.so
+LoadModule proxy_scgi_module $mods/mod_proxy_scgi.so
+ServerName localhost
+Include $deploy/apache/ringgate.conf
+EOF
+    apache2 -f "$work/apache.conf" -DFOREGROUND >"$work/apache.log" 2>&1 &
+    ;;
+lighttpd)
+    mkdir -p "$work/www"
+    cat >"$work/lighttpd.conf" <<EOF
+server.document-root = "$work/www"
+server.bind = "127.0.0.1"
+server.port = 8080
+server.pid-file = "$work/lighttpd.pid"
+server.errorlog = "$work/lighttpd-error.log"
+include "$deploy/lighttpd/ringgate.conf"
+EOF
+    lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
+    ;;
+caddy)
+    scgi=no
+    HOME=$work XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work \
+        caddy run --adapter caddyfile --config "$deploy/caddy/Caddyfile" >"$work/caddy.log" 2>&1 &
+    ;;
+*)
+    fail "unknown front end"
+    ;;
+esac
+pids+=($!)
+
+ports=(8080)
+[[ $scgi == yes ]] && ports+=(8081)
+for port in "${ports[@]}"; do
+    wait_port "$port"
+done
+
+# The payloads: 1 MiB of random bytes to echo, and what /stream?chunks=64&size=65536 sends
+# (chunk k is 65536 bytes of 'a' + k % 26).
+head -c 1048576 /dev/urandom >"$work/upload"
+python3 - "$work/stream" <<'EOF'
+import sys
+with open(sys.argv[1], "wb") as f:
+    for k in range(64):
+        f.write(bytes([ord("a") + k % 26]) * 65536)
+EOF
+
+for port in "${ports[@]}"; do
+    base=http://127.0.0.1:$port
+    got=$(curl -sS --max-time 10 "$base/hello") || fail "GET /hello on $port"
+    [[ $got == "Hello, world!" ]] || fail "GET /hello on $port answered '$got'"
+
+    curl -sS --max-time 30 -o "$work/echoed" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$work/upload" "$base/echo" || fail "POST /echo on $port"
+    cmp -s "$work/upload" "$work/echoed" || fail "1 MiB echo on $port differs: $(wc -c <"$work/echoed") bytes back, $(head -c 300 "$work/echoed" | tr -c "[:print:]" .)"
+
+    curl -sS --max-time 30 -o "$work/streamed" "$base/stream?chunks=64&size=65536" ||
+        fail "GET /stream on $port"
+    cmp -s "$work/stream" "$work/streamed" || fail "4 MiB stream on $port differs"
+
+    # A client that goes away after one second of a five-second response.
+    curl -sS --max-time 1 -o /dev/null "$base/stream?chunks=100&size=65536&delay_ms=50" \
+        2>/dev/null && fail "the slow stream on $port ended within 1 s"
+    for _ in $(seq 1 100); do
+        [[ $(metric ringgate_requests_in_flight) == 0 ]] && break
+        sleep 0.1
+    done
+    [[ $(metric ringgate_requests_in_flight) == 0 ]] ||
+        fail "a request is still in flight 10 s after its client left ($port)"
+    got=$(curl -sS --max-time 10 "$base/hello") || fail "GET /hello after the disconnect on $port"
+    [[ $got == "Hello, world!" ]] || fail "GET /hello after the disconnect on $port: '$got'"
+    echo "ok   $fe :$port  GET, 1 MiB echo, 4 MiB stream, client disconnect"
+done
+aborts=$(curl -sf http://127.0.0.1:9500/metrics | awk '/^ringgate_aborts_total/ { s += $2 } END { print s + 0 }')
+echo "ok   $fe  ringgate counted $aborts aborted request(s)"
