@@ -6,9 +6,12 @@
 # GET /hello to each address in $FASTCGI (default 127.0.0.1:9000) and an SCGI GET /hello to
 # each in $SCGI (default 127.0.0.1:9001) with deploy/ringgate-get.py (space-separated lists;
 # empty for none), then SIGTERM: the process must exit 0 within 15 s. Prints the server's log
-# on failure. With ACTIVATED=1 (COMMAND is systemd-socket-activate, which starts ringgate on
-# the first connection) the first FastCGI request goes out before /health is asked for: it
-# is the one that starts ringgate, and it must be answered. Used by .ci/test-deb.sh (the installed package) and .ci/test-image.sh (the image).
+# on failure. Options, in the environment:
+#   EXPECT_UID=N  the process must run as uid N (after chroot --userspec, setpriv, ...);
+#   ACTIVATED=1   COMMAND is systemd-socket-activate, which starts ringgate on the first
+#                 connection: the first FastCGI request goes out before /health is asked for,
+#                 starts ringgate, and must be answered.
+# Used by .ci/test-deb.sh (the installed package) and .ci/test-image.sh (the image).
 set -euo pipefail
 
 if [[ ${SERVE_CHECK_NETNS:-} != 1 ]]; then
@@ -64,6 +67,12 @@ print(urllib.request.urlopen(f"http://{sys.argv[1]}/health", timeout=2).read().d
 done
 [[ $health == OK ]] || fail "GET http://$metrics/health answered '${health}', not OK"
 echo "ok   GET http://$metrics/health: $health"
+# EXPECT_UID: the user the server must run as (after chroot --userspec, setpriv, ...).
+if [[ -n ${EXPECT_UID:-} ]]; then
+    uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
+    [[ $uid == "$EXPECT_UID" ]] || fail "runs as uid $uid, not $EXPECT_UID"
+    echo "ok   runs as uid $uid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -d' ' -f1))"
+fi
 
 for addr in $fastcgi; do request fastcgi "$addr"; done
 for addr in $scgi; do request scgi "$addr"; done

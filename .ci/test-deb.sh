@@ -73,7 +73,7 @@ serves() {
     echo "--- $instroot/usr/bin/ringgate --config $instroot/etc/ringgate/ringgate.toml on" \
         "${listen[*]} (names ${names[*]})"
     # As an unprivileged user, as under the unit's DynamicUser=.
-    ACTIVATED=1 FASTCGI=${fastcgi[*]} SCGI=${scgi[*]} bash "$root/.ci/serve-check.sh" \
+    ACTIVATED=1 EXPECT_UID=$(id -u nobody) FASTCGI=${fastcgi[*]} SCGI=${scgi[*]} bash "$root/.ci/serve-check.sh" \
         setpriv --reuid=nobody --regid=nogroup --clear-groups systemd-socket-activate "${listen[@]}" --fdname="$(IFS=:; echo "${names[*]}")" \
         "$instroot/usr/bin/ringgate" --config "$instroot/etc/ringgate/ringgate.toml"
 }

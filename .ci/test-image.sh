@@ -65,12 +65,12 @@ done
 [[ $found -ge 1 ]] || { echo "FAIL no ConfigMap with a ringgate.toml" >&2; exit 1; }
 
 echo "--- serving with the image's default config, as uid 65532"
-bash "$root/.ci/serve-check.sh" chroot --userspec=65532:65532 "$mnt" \
+EXPECT_UID=65532 bash "$root/.ci/serve-check.sh" chroot --userspec=65532:65532 "$mnt" \
     /usr/bin/ringgate --config /etc/ringgate/ringgate.toml
 
 echo "--- serving with the Deployment's ConfigMap (deploy/kubernetes/configmap.yaml), as uid 65532"
 cp "$mnt/k8s/ringgate.toml" "$mnt/etc/ringgate/ringgate.toml"
-bash "$root/.ci/serve-check.sh" chroot --userspec=65532:65532 "$mnt" \
+EXPECT_UID=65532 bash "$root/.ci/serve-check.sh" chroot --userspec=65532:65532 "$mnt" \
     /usr/bin/ringgate --config /etc/ringgate/ringgate.toml
 echo "--- serving with the sidecar's ConfigMap (deploy/kubernetes/sidecar.yaml), as uid 101"
 # As in that pod: uid 101 (the pod's runAsUser), FastCGI on a Unix socket in an emptyDir
@@ -82,7 +82,7 @@ cp "$mnt/k8s/web-ringgate-sidecar.toml" "$mnt/etc/ringgate/ringgate.toml"
 # a Unix socket address may be.
 short=$(mktemp -d)
 ln -s "$mnt/run/ringgate" "$short/run"
-FASTCGI=unix:$short/run/fcgi.sock SCGI= bash "$root/.ci/serve-check.sh" \
+EXPECT_UID=101 FASTCGI=unix:$short/run/fcgi.sock SCGI= bash "$root/.ci/serve-check.sh" \
     chroot --userspec=101:101 "$mnt" /usr/bin/ringgate --config /etc/ringgate/ringgate.toml
 rm -rf "$short"
 echo "test-image.sh: $image passed"
