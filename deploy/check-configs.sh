@@ -301,5 +301,12 @@ else
     check "kubernetes/*.yaml" python3-with-yaml false
 fi
 
+# --- The container image's config and the manifests' API schemas -----------------------------------
+# (tests/deploy_kubernetes.rs checks the manifests further; .ci/test-image.sh runs the image.)
+check "container/ringgate.toml (ringgate --check-config)" "$ringgate" \
+    "$ringgate" --config "$deploy/container/ringgate.toml" --check-config
+check "kubernetes/*.yaml (kubernetes-validate --strict, Kubernetes 1.30)" kubernetes-validate \
+    kubernetes-validate --strict --quiet --kubernetes-version 1.30 "$deploy"/kubernetes/*.yaml
+
 echo "deploy/check-configs.sh: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
