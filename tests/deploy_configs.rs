@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ringgate::metrics::{names, KNOWN_LIMITS};
+use ringgate::channel::Limit;
+use ringgate::metrics::names;
 use ringgate::settings::FileMode;
 use ringgate::Settings;
 
@@ -229,25 +230,23 @@ fn example_config_has_every_key_with_its_real_default() {
     let commented = Settings::from_toml(&toml::to_string(&every).unwrap()).unwrap();
     assert_eq!(commented.listeners.socket_mode, Some(FileMode(0o660)));
 
-    // Every limit key is pre-registered as a metric label, and every max_* label is documented.
+    // Every limit key is a metric label (channel::Limit), and every max_* label is documented.
+    let known: Vec<&str> = Limit::ALL.iter().map(|l| l.as_str()).collect();
     let limits = every["limits"].as_table().unwrap();
     for key in limits.keys().filter(|k| k.starts_with("max_")) {
         assert!(
-            KNOWN_LIMITS.contains(&key.as_str()),
-            "{key} is not in metrics::KNOWN_LIMITS"
+            known.contains(&key.as_str()),
+            "{key} is not a channel::Limit"
         );
     }
-    for key in KNOWN_LIMITS.iter().filter(|k| k.starts_with("max_")) {
+    for key in known.iter().filter(|k| k.starts_with("max_")) {
         assert!(
             limits.contains_key(*key),
             "the example config does not document {key}"
         );
     }
     let timeouts = every["timeouts"].as_table().unwrap();
-    for key in KNOWN_LIMITS
-        .iter()
-        .filter_map(|k| k.strip_suffix("_timeout"))
-    {
+    for key in known.iter().filter_map(|k| k.strip_suffix("_timeout")) {
         assert!(
             timeouts.contains_key(key),
             "the example config does not document [timeouts] {key}"

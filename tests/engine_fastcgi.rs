@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use ringgate::channel::{
     AbortCause, ApiError, BodyChunk, Channel, CloseReason, Event, FastCgiEngine, InputStream,
-    Limits, NewRequest, RequestKey, Side, Stat, Timeouts,
+    Limit, Limits, NewRequest, RequestKey, Side, Stat, Timeouts,
 };
 use ringgate::proto::cgi::parse_response_head;
 use ringgate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
@@ -569,7 +569,7 @@ fn over_the_per_connection_limit_is_overloaded() {
         ProtocolStatus::OVERLOADED
     );
     assert!(sim.stats().contains(&Stat::LimitHit {
-        limit: "max_requests_per_connection"
+        limit: Limit::MaxRequestsPerConnection
     }));
 }
 
@@ -591,7 +591,7 @@ fn oversized_params_get_431_before_reaching_the_application() {
     assert_eq!(status_and_body(&stdout).0, 431);
     assert_eq!(end.protocol_status, ProtocolStatus::REQUEST_COMPLETE);
     assert!(sim.stats().contains(&Stat::LimitHit {
-        limit: "max_params_bytes"
+        limit: Limit::MaxParamsBytes
     }));
     // The connection is still usable.
     sim.feed(&request(1, Role::RESPONDER, FLAG_KEEP_CONN, "/next", b""));
@@ -862,7 +862,7 @@ fn params_timeout_answers_408_and_keepalive_idle_closes() {
     let (stdout, _) = response_of(&sim.flush(), 1);
     assert_eq!(status_and_body(&stdout).0, 408);
     assert!(sim.stats().contains(&Stat::LimitHit {
-        limit: "params_timeout"
+        limit: Limit::ParamsTimeout
     }));
     assert_eq!(sim.engine.close_reason(), None);
     sim.advance(Timeouts::DEFAULT_KEEPALIVE_IDLE + Duration::from_millis(1));

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use ringgate::channel::{
-    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, NewRequest, Protocol,
-    Rejection, Side, Stat, StreamEngine, Timeouts,
+    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, NewRequest,
+    Protocol, ProtocolErrorKind, Rejection, Side, Stat, StreamEngine, Timeouts,
 };
 use ringgate::proto::cgi::{parse_response_head, CgiVars};
 use ringgate::proto::scgi::encode_header;
@@ -152,7 +152,7 @@ fn an_oversized_scgi_header_is_refused_before_buffering() {
     assert!(!sim.feed(b"101:"));
     assert_eq!(status_of(&sim.output()).0, 431);
     assert!(sim.stats().contains(&Stat::LimitHit {
-        limit: "max_scgi_header_bytes"
+        limit: Limit::MaxScgiHeaderBytes
     }));
 }
 
@@ -292,7 +292,7 @@ fn bytes_after_the_body_are_a_protocol_error() {
     assert!(sim.stats().iter().any(|s| matches!(
         s,
         Stat::ProtocolError {
-            kind: "data_after_body",
+            kind: ProtocolErrorKind::DataAfterBody,
             ..
         }
     )));

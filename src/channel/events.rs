@@ -134,8 +134,95 @@ impl CloseReason {
     }
 }
 
-/// Something an engine observed that operators count. Label values are `&'static str` from a
-/// small fixed set (each producer documents its set).
+/// An enum of metric label values with its `ALL` list and its `as_str`.
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $label:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, for pre-registering one metric handle each.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The metric label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// A limit that was hit, named by its config key (`ringgate_limit_hits_total{limit}`).
+    Limit {
+        /// `[limits] max_params_bytes`.
+        MaxParamsBytes = "max_params_bytes",
+        /// `[limits] max_params_pairs`.
+        MaxParamsPairs = "max_params_pairs",
+        /// `[limits] max_scgi_header_bytes`.
+        MaxScgiHeaderBytes = "max_scgi_header_bytes",
+        /// `[limits] max_headers`.
+        MaxHeaders = "max_headers",
+        /// `[limits] max_body_buffer_bytes`.
+        MaxBodyBufferBytes = "max_body_buffer_bytes",
+        /// `[limits] max_requests_per_connection`.
+        MaxRequestsPerConnection = "max_requests_per_connection",
+        /// `[limits] max_connections`.
+        MaxConnections = "max_connections",
+        /// `[limits] max_in_flight`.
+        MaxInFlight = "max_in_flight",
+        /// `[timeouts] params`.
+        ParamsTimeout = "params_timeout",
+        /// `[timeouts] body_idle`.
+        BodyIdleTimeout = "body_idle_timeout",
+        /// `[timeouts] handler`.
+        HandlerTimeout = "handler_timeout",
+        /// `[timeouts] write`.
+        WriteTimeout = "write_timeout",
+        /// The metrics endpoint's client cap.
+        MetricsClients = "metrics_clients",
+    }
+}
+
+label_enum! {
+    /// How a peer broke its protocol (`ringgate_protocol_errors_total{protocol,kind}`).
+    ProtocolErrorKind {
+        /// A FastCGI record header was invalid (the connection closes).
+        BadRecord = "bad_record",
+        /// A BEGIN_REQUEST body shorter than 8 bytes.
+        ShortBeginRequest = "short_begin_request",
+        /// A BEGIN_REQUEST for an id already in flight.
+        DuplicateRequestId = "duplicate_request_id",
+        /// A record type that a request id cannot carry.
+        UnexpectedRecordType = "unexpected_record_type",
+        /// A GET_VALUES body that is not name-value pairs.
+        BadGetValues = "bad_get_values",
+        /// PARAMS after the empty PARAMS record.
+        ParamsAfterEnd = "params_after_end",
+        /// A name-value pair cut short by the end of PARAMS.
+        TruncatedParams = "truncated_params",
+        /// Stream bytes after the stream's empty record.
+        InputAfterEnd = "input_after_end",
+        /// Variables that make no request (bad method, protocol or length).
+        BadCgiVariables = "bad_cgi_variables",
+        /// A CONTENT_LENGTH that is not a number.
+        BadContentLength = "bad_content_length",
+        /// An invalid SCGI netstring header.
+        BadScgiHeader = "bad_scgi_header",
+        /// The connection closed inside an SCGI header.
+        TruncatedHeader = "truncated_header",
+        /// Bytes after an SCGI body.
+        DataAfterBody = "data_after_body",
+    }
+}
+
+/// Something an engine observed that operators count. Every label is an enum with a fixed set
+/// of values.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Stat {
     /// A request head was accepted and handed to the application.
@@ -196,13 +283,13 @@ pub enum Stat {
     ProtocolError {
         /// Its protocol.
         protocol: Protocol,
-        /// A short fixed name for the fault, e.g. `bad_version`, `bad_netstring`.
-        kind: &'static str,
+        /// The fault.
+        kind: ProtocolErrorKind,
     },
     /// A configured limit was hit.
     LimitHit {
-        /// The limit's config key, e.g. `max_params_bytes`.
-        limit: &'static str,
+        /// The limit.
+        limit: Limit,
     },
     /// Requests in flight on one connection right after one was added (for a histogram).
     ConnectionConcurrency {

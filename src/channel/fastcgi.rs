@@ -14,8 +14,8 @@ use super::input::{release_if_empty, InputBuffer};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
-    FilterInfo, InputStream, Limits, NewRequest, Protocol, Rejection, RequestKey, Side, Stat,
-    Timeouts,
+    FilterInfo, InputStream, Limit, Limits, NewRequest, Protocol, ProtocolErrorKind, Rejection,
+    RequestKey, Side, Stat, Timeouts,
 };
 use crate::proto::cgi::{encode_response_head, parse_request, CgiVars};
 use crate::proto::fastcgi::record::{
@@ -127,7 +127,7 @@ impl FastCgiEngine {
         self.events.push_back(Event::Stat(stat));
     }
 
-    fn protocol_error(&mut self, kind: &'static str) {
+    fn protocol_error(&mut self, kind: ProtocolErrorKind) {
         self.stat(Stat::ProtocolError {
             protocol: PROTOCOL,
             kind,
@@ -228,7 +228,7 @@ impl FastCgiEngine {
             RecordType::PARAMS => self.handle_params(record, now),
             RecordType::STDIN => self.handle_stream(record, InputStream::Body, now),
             RecordType::DATA => self.handle_stream(record, InputStream::FilterData, now),
-            _ => self.protocol_error("unexpected_record_type"),
+            _ => self.protocol_error(ProtocolErrorKind::UnexpectedRecordType),
         }
     }
 
@@ -245,7 +245,7 @@ impl FastCgiEngine {
         ) {
             Ok(q) => q,
             Err(_) => {
-                self.protocol_error("bad_get_values");
+                self.protocol_error(ProtocolErrorKind::BadGetValues);
                 CgiVars::new()
             }
         };
@@ -275,11 +275,11 @@ impl FastCgiEngine {
     fn handle_begin(&mut self, record: Record, now: Instant) {
         let id = record.request_id;
         let Some(begin) = BeginRequest::parse(&record.content) else {
-            return self.protocol_error("short_begin_request");
+            return self.protocol_error(ProtocolErrorKind::ShortBeginRequest);
         };
         if self.slot_of(id).is_some() {
             // The spec says to ignore a BEGIN_REQUEST for an id already in flight.
-            return self.protocol_error("duplicate_request_id");
+            return self.protocol_error(ProtocolErrorKind::DuplicateRequestId);
         }
         if !begin.role.is_known() {
             return self.refuse(id, ProtocolStatus::UNKNOWN_ROLE);
@@ -292,7 +292,7 @@ impl FastCgiEngine {
         }
         if self.requests.len() >= self.limits.max_requests_per_connection {
             self.stat(Stat::LimitHit {
-                limit: "max_requests_per_connection",
+                limit: Limit::MaxRequestsPerConnection,
             });
             return self.refuse(id, ProtocolStatus::OVERLOADED);
         }
@@ -331,7 +331,7 @@ impl FastCgiEngine {
         let req = &mut self.requests[slot];
         req.last_input = now;
         let Params::Reading(decoder) = &mut req.params else {
-            return self.protocol_error("params_after_end");
+            return self.protocol_error(ProtocolErrorKind::ParamsAfterEnd);
         };
         if !record.content.is_empty() {
             if let Err(e) = decoder.push(&record.content) {
@@ -350,7 +350,7 @@ impl FastCgiEngine {
             Ok(h) => h,
             Err(crate::proto::cgi::CgiError::TooManyHeaders { .. }) => {
                 self.stat(Stat::LimitHit {
-                    limit: "max_headers",
+                    limit: Limit::MaxHeaders,
                 });
                 return self.answer_unannounced(
                     slot,
@@ -359,7 +359,7 @@ impl FastCgiEngine {
                 );
             }
             Err(_) => {
-                self.protocol_error("bad_cgi_variables");
+                self.protocol_error(ProtocolErrorKind::BadCgiVariables);
                 return self.answer_unannounced(slot, StatusCode::BAD_REQUEST, now);
             }
         };
@@ -387,12 +387,12 @@ impl FastCgiEngine {
     fn params_failed(&mut self, slot: usize, error: ParamsError, now: Instant) {
         match error {
             ParamsError::TooLarge { .. } => self.stat(Stat::LimitHit {
-                limit: "max_params_bytes",
+                limit: Limit::MaxParamsBytes,
             }),
             ParamsError::TooManyPairs { .. } => self.stat(Stat::LimitHit {
-                limit: "max_params_pairs",
+                limit: Limit::MaxParamsPairs,
             }),
-            ParamsError::Truncated => self.protocol_error("truncated_params"),
+            ParamsError::Truncated => self.protocol_error(ProtocolErrorKind::TruncatedParams),
         }
         let status = match error {
             ParamsError::Truncated => StatusCode::BAD_REQUEST,
@@ -410,7 +410,7 @@ impl FastCgiEngine {
         req.last_input = now;
         let buffer = req.input(stream);
         if !buffer.is_open() {
-            return self.protocol_error("input_after_end");
+            return self.protocol_error(ProtocolErrorKind::InputAfterEnd);
         }
         let wake = if record.content.is_empty() {
             buffer.end()
@@ -455,7 +455,7 @@ impl FastCgiEngine {
                     break;
                 }
                 Err(e) => {
-                    self.protocol_error("bad_record");
+                    self.protocol_error(ProtocolErrorKind::BadRecord);
                     self.closed = Some(CloseReason::ProtocolError);
                     self.input.clear();
                     return Err(e.into());
@@ -741,12 +741,12 @@ impl Channel for FastCgiEngine {
         for (slot, announced) in expired {
             if announced {
                 self.stat(Stat::LimitHit {
-                    limit: "body_idle_timeout",
+                    limit: Limit::BodyIdleTimeout,
                 });
                 self.abort_slot(slot, AbortCause::Timeout, StatusCode::REQUEST_TIMEOUT, now);
             } else {
                 self.stat(Stat::LimitHit {
-                    limit: "params_timeout",
+                    limit: Limit::ParamsTimeout,
                 });
                 self.stat(Stat::Aborted {
                     protocol: PROTOCOL,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-pub use events::{AbortCause, CloseReason, Protocol, Side, Stat};
+pub use events::{AbortCause, CloseReason, Limit, Protocol, ProtocolErrorKind, Side, Stat};
 pub use fastcgi::FastCgiEngine;
 pub use stream::StreamEngine;
 

@@ -14,7 +14,8 @@ use super::input::{release_if_empty, InputBuffer};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
-    InputStream, Limits, NewRequest, Protocol, Rejection, RequestKey, Side, Stat, Timeouts,
+    InputStream, Limit, Limits, NewRequest, Protocol, ProtocolErrorKind, Rejection, RequestKey,
+    Side, Stat, Timeouts,
 };
 use crate::proto::cgi::{encode_response_head, parse_request, CgiError, CgiVars};
 use crate::proto::fastcgi::Role;
@@ -81,7 +82,7 @@ impl StreamEngine {
         match content_length {
             Some(n) => engine.start(vars, n, now),
             None => {
-                engine.protocol_error("bad_content_length");
+                engine.protocol_error(ProtocolErrorKind::BadContentLength);
                 engine.answer_and_close(StatusCode::BAD_REQUEST);
             }
         }
@@ -118,7 +119,7 @@ impl StreamEngine {
         self.events.push_back(Event::Stat(stat));
     }
 
-    fn protocol_error(&mut self, kind: &'static str) {
+    fn protocol_error(&mut self, kind: ProtocolErrorKind) {
         self.stat(Stat::ProtocolError {
             protocol: self.protocol,
             kind,
@@ -131,12 +132,12 @@ impl StreamEngine {
             Ok(h) => h,
             Err(CgiError::TooManyHeaders { .. }) => {
                 self.stat(Stat::LimitHit {
-                    limit: "max_headers",
+                    limit: Limit::MaxHeaders,
                 });
                 return self.answer_and_close(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             }
             Err(_) => {
-                self.protocol_error("bad_cgi_variables");
+                self.protocol_error(ProtocolErrorKind::BadCgiVariables);
                 return self.answer_and_close(StatusCode::BAD_REQUEST);
             }
         };
@@ -181,7 +182,7 @@ impl StreamEngine {
         }
         if *body_remaining == 0 {
             self.input.clear();
-            self.protocol_error("data_after_body");
+            self.protocol_error(ProtocolErrorKind::DataAfterBody);
             return Err(ConnectionError::UnexpectedInput);
         }
         let take = usize::try_from(*body_remaining)
@@ -206,7 +207,7 @@ impl StreamEngine {
         }
         if !self.input.is_empty() {
             self.input.clear();
-            self.protocol_error("data_after_body");
+            self.protocol_error(ProtocolErrorKind::DataAfterBody);
             return Err(ConnectionError::UnexpectedInput);
         }
         Ok(())
@@ -252,12 +253,12 @@ impl Channel for StreamEngine {
                 Err(e) => {
                     match e {
                         ScgiError::TooLarge { .. } => self.stat(Stat::LimitHit {
-                            limit: "max_scgi_header_bytes",
+                            limit: Limit::MaxScgiHeaderBytes,
                         }),
                         ScgiError::TooManyVars { .. } => self.stat(Stat::LimitHit {
-                            limit: "max_params_pairs",
+                            limit: Limit::MaxParamsPairs,
                         }),
-                        _ => self.protocol_error("bad_scgi_header"),
+                        _ => self.protocol_error(ProtocolErrorKind::BadScgiHeader),
                     }
                     let status = match e {
                         ScgiError::TooLarge { .. } | ScgiError::TooManyVars { .. } => {
@@ -291,7 +292,7 @@ impl Channel for StreamEngine {
         match self.phase {
             Phase::Head(_) => {
                 if self.started != self.last_input || !self.input.is_empty() {
-                    self.protocol_error("truncated_header");
+                    self.protocol_error(ProtocolErrorKind::TruncatedHeader);
                 }
                 self.end(CloseReason::PeerClosed);
             }
@@ -476,7 +477,7 @@ impl Channel for StreamEngine {
         match self.phase {
             Phase::Head(_) if now >= self.started + self.timeouts.params => {
                 self.stat(Stat::LimitHit {
-                    limit: "params_timeout",
+                    limit: Limit::ParamsTimeout,
                 });
                 canned::write(self.out.buf(), StatusCode::REQUEST_TIMEOUT);
                 self.end(CloseReason::Timeout);
@@ -490,7 +491,7 @@ impl Channel for StreamEngine {
                     && now >= self.last_input + self.timeouts.body_idle =>
             {
                 self.stat(Stat::LimitHit {
-                    limit: "body_idle_timeout",
+                    limit: Limit::BodyIdleTimeout,
                 });
                 self.stat(Stat::Aborted {
                     protocol: self.protocol,

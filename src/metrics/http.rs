@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::names::LIMIT_HITS_TOTAL;
+use crate::channel::Limit;
 use crate::rate_limited_log::RateLimitedLog;
 
 /// Connections served at once; more are closed right after `accept`.
@@ -90,7 +91,7 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
             }
         };
         let Ok(permit) = clients.clone().try_acquire_owned() else {
-            counter!(LIMIT_HITS_TOTAL, "limit" => "metrics_clients").increment(1);
+            counter!(LIMIT_HITS_TOTAL, "limit" => Limit::MetricsClients.as_str()).increment(1);
             if let Some(suppressed) = full_log.allow(Instant::now()) {
                 tracing::warn!(
                     max = MAX_CLIENTS,

@@ -24,7 +24,7 @@ pub use labels::{
     refusal_index, status_class_index, IoBackend, ListenerLabel, ListenerNames, SendMode, SlabKind,
     REFUSAL_STATUSES, STATUS_CLASSES,
 };
-pub use worker::{WorkerMetrics, KNOWN_LIMITS, MAX_DYNAMIC_LABEL_VALUES};
+pub use worker::WorkerMetrics;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use super::*;
-use crate::channel::{AbortCause, CloseReason, Protocol, Side, Stat};
+use crate::channel::{AbortCause, CloseReason, Limit, Protocol, ProtocolErrorKind, Side, Stat};
 use crate::proto::fastcgi::ProtocolStatus;
 
 const FCGI: &str = "fastcgi:127.0.0.1:9000";
@@ -202,61 +202,38 @@ fn half_closes_stalls_and_fastcgi_management_records() {
     );
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 #[test]
-fn dynamic_labels_are_cached_merged_by_text_and_bounded() {
+fn every_limit_and_protocol_error_has_its_series_from_the_start() {
     let out = render_after(|m| {
-        let bad_version = Stat::ProtocolError {
+        let bad = Stat::ProtocolError {
             protocol: Protocol::FastCgi,
-            kind: "bad_version",
+            kind: ProtocolErrorKind::BadRecord,
         };
-        m.record(&bad_version);
-        m.record(&bad_version);
-        // The same text at two addresses is one series.
-        for _ in 0..2 {
-            m.record(&Stat::ProtocolError {
-                protocol: Protocol::Scgi,
-                kind: leak("dup".into()),
-            });
-        }
+        m.record(&bad);
+        m.record(&bad);
         m.record(&Stat::LimitHit {
-            limit: "max_params_bytes",
-        });
-        m.record(&Stat::LimitHit {
-            limit: "some_new_limit",
-        });
-        // Past the cap, new values are counted as `other`; known ones keep their series.
-        for i in 0..MAX_DYNAMIC_LABEL_VALUES + 5 {
-            m.record(&Stat::ProtocolError {
-                protocol: Protocol::Cgi,
-                kind: leak(format!("k{i}")),
-            });
-        }
-        m.record(&Stat::ProtocolError {
-            protocol: Protocol::Cgi,
-            kind: "k0",
+            limit: Limit::MaxParamsBytes,
         });
     });
     assert_lines(
         &out,
         &[
-            r#"ringgate_protocol_errors_total{protocol="fastcgi",kind="bad_version"} 2"#,
-            r#"ringgate_protocol_errors_total{protocol="scgi",kind="dup"} 2"#,
-            r#"ringgate_protocol_errors_total{protocol="cgi",kind="k0"} 2"#,
-            r#"ringgate_protocol_errors_total{protocol="cgi",kind="other"} 5"#,
+            r#"ringgate_protocol_errors_total{protocol="fastcgi",kind="bad_record"} 2"#,
+            r#"ringgate_protocol_errors_total{protocol="scgi",kind="bad_scgi_header"} 0"#,
             r#"ringgate_limit_hits_total{limit="max_params_bytes"} 1"#,
             r#"ringgate_limit_hits_total{limit="max_in_flight"} 0"#,
-            r#"ringgate_limit_hits_total{limit="some_new_limit"} 1"#,
         ],
     );
-    let cgi_kinds = out
+    let limits = out
         .lines()
-        .filter(|l| l.starts_with(r#"ringgate_protocol_errors_total{protocol="cgi""#));
-    // One `other` (registered up front) plus the cap.
-    assert_eq!(cgi_kinds.count(), MAX_DYNAMIC_LABEL_VALUES + 1);
+        .filter(|l| l.starts_with("ringgate_limit_hits_total{"))
+        .count();
+    assert_eq!(limits, Limit::ALL.len());
+    let kinds = out
+        .lines()
+        .filter(|l| l.starts_with(r#"ringgate_protocol_errors_total{protocol="cgi""#))
+        .count();
+    assert_eq!(kinds, ProtocolErrorKind::ALL.len());
 }
 
 #[test]
@@ -409,10 +386,10 @@ fn disabled_registers_and_records_nothing() {
         });
         m.record(&Stat::ProtocolError {
             protocol: Protocol::FastCgi,
-            kind: "bad_version",
+            kind: ProtocolErrorKind::BadRecord,
         });
         m.record(&Stat::LimitHit {
-            limit: "max_in_flight",
+            limit: Limit::MaxInFlight,
         });
         m.connection_accepted(listeners().add(FCGI));
         m.set_slab(SlabKind::Requests, 1, 2);
@@ -453,7 +430,7 @@ fn install_serves_metrics_over_http() {
     });
     m.record(&Stat::ProtocolError {
         protocol: Protocol::Scgi,
-        kind: "bad_netstring",
+        kind: ProtocolErrorKind::BadScgiHeader,
     });
 
     let response = http_get(addr, "/metrics");
@@ -461,7 +438,7 @@ fn install_serves_metrics_over_http() {
     let body = response.split_once("\r\n\r\n").unwrap().1;
     let expected = [
         r#"ringgate_aborts_total{cause="connection_lost"} 1"#,
-        r#"ringgate_protocol_errors_total{protocol="scgi",kind="bad_netstring"} 1"#,
+        r#"ringgate_protocol_errors_total{protocol="scgi",kind="bad_scgi_header"} 1"#,
         r#"ringgate_io_backend{backend="io_uring"} 1"#,
         "# TYPE ringgate_request_duration_seconds histogram",
     ];

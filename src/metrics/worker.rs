@@ -6,16 +6,8 @@
 //! `worker` label are shared by all workers (the registry hands every worker the same atomic for
 //! the same label set), so the rendered values are already process totals.
 //!
-//! Two labels take `&'static str` values that only the engines know (`ProtocolError::kind`,
-//! `LimitHit::limit`). They go through a [`LabelCache`]: a short `Vec` of `(value, handle)`
-//! searched by pointer, so a repeated value costs a few pointer comparisons. The first time a
-//! worker sees a value it registers the handle (one registry lookup and allocation, once per
-//! value per worker) against the recorder current *then* (the global one in production). The
-//! known config limits are registered up front so their series exist at 0 before the first hit.
-//! At most [`MAX_DYNAMIC_LABEL_VALUES`] values are kept per label; past that every new value is
-//! counted as `other`, so a bug that invents values cannot grow the exposition without bound.
-
-use std::cell::RefCell;
+//! Every label is a small enum with an `ALL` list ([`Limit`], [`ProtocolErrorKind`], ...), so
+//! every series exists (at 0) from the start and no value can grow the exposition.
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
@@ -24,30 +16,7 @@ use super::labels::{
     REFUSAL_STATUSES, STATUS_CLASSES,
 };
 use super::names::*;
-use crate::channel::{AbortCause, CloseReason, Protocol, Side, Stat};
-
-/// How many distinct values one dynamic label ([`PROTOCOL_ERRORS_TOTAL`]'s `kind` per protocol,
-/// [`LIMIT_HITS_TOTAL`]'s `limit`) keeps before new values are counted as `other`.
-pub const MAX_DYNAMIC_LABEL_VALUES: usize = 32;
-
-/// The `limit` label values registered up front, so their series exist at 0 before the first
-/// hit: the `[limits]` keys of the config file, and the `<name>_timeout` keys the engines and
-/// the runtime report when a `[timeouts]` entry expires. Other values still work (they are
-/// registered on first use).
-pub const KNOWN_LIMITS: &[&str] = &[
-    "max_params_bytes",
-    "max_params_pairs",
-    "max_scgi_header_bytes",
-    "max_headers",
-    "max_body_buffer_bytes",
-    "max_requests_per_connection",
-    "max_connections",
-    "max_in_flight",
-    "params_timeout",
-    "body_idle_timeout",
-    "handler_timeout",
-    "write_timeout",
-];
+use crate::channel::{AbortCause, CloseReason, Limit, Protocol, ProtocolErrorKind, Side, Stat};
 
 const PROTOCOLS: usize = Protocol::ALL.len();
 
@@ -80,8 +49,10 @@ pub struct WorkerMetrics {
     get_values: Counter,
     unknown_type: Counter,
     connection_requests_in_flight: Histogram,
-    protocol_errors: [LabelCache; PROTOCOLS],
-    limit_hits: LabelCache,
+    /// Per protocol, per [`ProtocolErrorKind::ALL`] index.
+    protocol_errors: [Box<[Counter]>; PROTOCOLS],
+    /// Per [`Limit::ALL`] index.
+    limit_hits: Box<[Counter]>,
     listeners: Box<[ListenerHandles]>,
     connections_closed: [Counter; CloseReason::ALL.len()],
     received_bytes: Counter,
@@ -103,10 +74,6 @@ impl WorkerMetrics {
         let slab = |name: &'static str| {
             SlabKind::ALL.map(|k| gauge!(name, "worker" => worker.clone(), "kind" => k.as_str()))
         };
-        let limit_hits = LabelCache::new(LIMIT_HITS_TOTAL, None, "limit", true);
-        for limit in KNOWN_LIMITS {
-            limit_hits.register(limit);
-        }
         Self {
             requests_started: Protocol::ALL
                 .map(|p| counter!(REQUESTS_STARTED_TOTAL, "protocol" => p.as_str())),
@@ -134,14 +101,17 @@ impl WorkerMetrics {
             unknown_type: counter!(FASTCGI_UNKNOWN_TYPE_TOTAL),
             connection_requests_in_flight: histogram!(CONNECTION_REQUESTS_IN_FLIGHT),
             protocol_errors: Protocol::ALL.map(|p| {
-                LabelCache::new(
-                    PROTOCOL_ERRORS_TOTAL,
-                    Some(("protocol", p.as_str())),
-                    "kind",
-                    true,
-                )
+                ProtocolErrorKind::ALL
+                    .iter()
+                    .map(|k| {
+                        counter!(PROTOCOL_ERRORS_TOTAL, "protocol" => p.as_str(), "kind" => k.as_str())
+                    })
+                    .collect()
             }),
-            limit_hits,
+            limit_hits: Limit::ALL
+                .iter()
+                .map(|l| counter!(LIMIT_HITS_TOTAL, "limit" => l.as_str()))
+                .collect(),
             listeners: listeners
                 .iter()
                 .map(|name| ListenerHandles {
@@ -182,15 +152,8 @@ impl WorkerMetrics {
             get_values: Counter::noop(),
             unknown_type: Counter::noop(),
             connection_requests_in_flight: Histogram::noop(),
-            protocol_errors: Protocol::ALL.map(|p| {
-                LabelCache::new(
-                    PROTOCOL_ERRORS_TOTAL,
-                    Some(("protocol", p.as_str())),
-                    "kind",
-                    false,
-                )
-            }),
-            limit_hits: LabelCache::new(LIMIT_HITS_TOTAL, None, "limit", false),
+            protocol_errors: Protocol::ALL.map(|_| noops(ProtocolErrorKind::ALL.len())),
+            limit_hits: noops(Limit::ALL.len()),
             listeners: Box::new([]),
             connections_closed: [const { Counter::noop() }; CloseReason::ALL.len()],
             received_bytes: Counter::noop(),
@@ -238,9 +201,9 @@ impl WorkerMetrics {
             Stat::GetValuesServed => self.get_values.increment(1),
             Stat::UnknownTypeSent => self.unknown_type.increment(1),
             Stat::ProtocolError { protocol, kind } => {
-                self.protocol_errors[protocol as usize].increment(kind);
+                self.protocol_errors[protocol as usize][kind as usize].increment(1);
             }
-            Stat::LimitHit { limit } => self.limit_hits.increment(limit),
+            Stat::LimitHit { limit } => self.limit_hits[limit as usize].increment(1),
             Stat::ConnectionConcurrency { in_flight } => {
                 // Precision loss above 2^53 requests cannot happen: in_flight is bounded by the
                 // request table.
@@ -322,85 +285,7 @@ impl WorkerMetrics {
     }
 }
 
-/// The handles of one counter whose last label takes `&'static str` values that only the
-/// caller knows; see the module docs.
-struct LabelCache {
-    name: &'static str,
-    fixed: Option<(&'static str, &'static str)>,
-    key: &'static str,
-    enabled: bool,
-    entries: RefCell<Vec<(&'static str, Counter)>>,
-    other: Counter,
-}
-
-impl LabelCache {
-    fn new(
-        name: &'static str,
-        fixed: Option<(&'static str, &'static str)>,
-        key: &'static str,
-        enabled: bool,
-    ) -> Self {
-        let mut cache = Self {
-            name,
-            fixed,
-            key,
-            enabled,
-            entries: RefCell::new(Vec::with_capacity(if enabled { 8 } else { 0 })),
-            other: Counter::noop(),
-        };
-        if enabled {
-            cache.other = cache.counter("other");
-        }
-        cache
-    }
-
-    fn counter(&self, value: &'static str) -> Counter {
-        match self.fixed {
-            Some((k, v)) => counter!(self.name, k => v, self.key => value),
-            None => counter!(self.name, self.key => value),
-        }
-    }
-
-    /// Registers `value` (for the known limits, so their series exist before the first hit).
-    fn register(&self, value: &'static str) {
-        self.lookup_or_register(value);
-    }
-
-    #[inline]
-    fn increment(&self, value: &'static str) {
-        if !self.enabled {
-            return;
-        }
-        {
-            let entries = self.entries.borrow();
-            if let Some((_, c)) = entries.iter().find(|(v, _)| std::ptr::eq(*v, value)) {
-                c.increment(1);
-                return;
-            }
-        }
-        match self.lookup_or_register(value) {
-            Some(c) => c.increment(1),
-            None => self.other.increment(1),
-        }
-    }
-
-    /// The slow path: the handle for `value` found by text (the same text at another address,
-    /// e.g. another crate's copy of a literal) or newly registered, and remembered under this
-    /// address while there is room; `None` (count as `other`) for a new value once full.
-    #[cold]
-    fn lookup_or_register(&self, value: &'static str) -> Option<Counter> {
-        if !self.enabled {
-            return None;
-        }
-        let mut entries = self.entries.borrow_mut();
-        let counter = match entries.iter().find(|(v, _)| *v == value) {
-            Some((_, c)) => c.clone(),
-            None if entries.len() < MAX_DYNAMIC_LABEL_VALUES => self.counter(value),
-            None => return None,
-        };
-        if entries.len() < MAX_DYNAMIC_LABEL_VALUES {
-            entries.push((value, counter.clone()));
-        }
-        Some(counter)
-    }
+/// `n` handles that do nothing.
+fn noops(n: usize) -> Box<[Counter]> {
+    (0..n).map(|_| Counter::noop()).collect()
 }

@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::app::{build_request, Body, BodyError, BodySource, Handler};
 use crate::channel::{
-    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limits, Rejection, RequestKey,
-    Stat, Timeouts,
+    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, Rejection,
+    RequestKey, Stat, Timeouts,
 };
 use crate::metrics::{ListenerLabel, SendMode, SlabKind, WorkerMetrics};
 
@@ -342,7 +342,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         let key = new.key;
         let Some(in_flight) = self.worker.admit() else {
             self.worker.metrics.record(&Stat::LimitHit {
-                limit: "max_in_flight",
+                limit: Limit::MaxInFlight,
             });
             let _ = self
                 .engine
@@ -439,7 +439,7 @@ async fn run_request<E: Channel + 'static, H: Handler>(
         }
         Err(_elapsed) => {
             conn.worker.metrics.record(&Stat::LimitHit {
-                limit: "handler_timeout",
+                limit: Limit::HandlerTimeout,
             });
             return conn.abort_request(key, AbortCause::Timeout);
         }
@@ -621,7 +621,7 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
                 }
                 Err(_elapsed) => {
                     conn.worker.metrics.record(&Stat::LimitHit {
-                        limit: "write_timeout",
+                        limit: Limit::WriteTimeout,
                     });
                     conn.close_reason.set(Some(CloseReason::Timeout));
                     conn.engine.borrow_mut().handle_write_failed(now);
