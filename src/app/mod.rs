@@ -1,5 +1,5 @@
 //! The application side: the [`Handler`] trait, the request and response types handlers
-//! see, and the built-in applications ([`demo`]). With the cargo feature `tower`, `tower`
+//! see, and the built-in applications ([`demo`], [`cgi_exec`]). With the cargo feature `tower`, `tower`
 //! serves any `tower::Service` (an axum `Router`, ...) as a handler.
 //!
 //! A request is an `http::Request<Body>` whose extensions carry the raw [`CgiVars`], the
@@ -9,6 +9,7 @@
 //! or streaming `http-body` 1.x body. Handlers run one instance per core and may be `!Send`.
 
 mod body;
+pub mod cgi_exec;
 pub mod demo;
 #[cfg(feature = "tower")]
 pub mod tower;
