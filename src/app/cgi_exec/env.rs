@@ -29,11 +29,12 @@ pub(super) fn build_from(
     own: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = Vec::with_capacity(vars.len() + 16);
-    let set = |env: &mut Vec<(OsString, OsString)>, name: OsString, value: OsString| {
-        match env.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => env.push((name, value)),
-        }
+    let set = |env: &mut Vec<(OsString, OsString)>, name: OsString, value: OsString| match env
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+    {
+        Some(slot) => slot.1 = value,
+        None => env.push((name, value)),
     };
     for name in &root.pass_env {
         if let Some(v) = own(name) {
@@ -53,7 +54,11 @@ pub(super) fn build_from(
             continue;
         }
         seen.push(name);
-        set(&mut env, OsString::from_vec(name.to_vec()), OsString::from_vec(value.to_vec()));
+        set(
+            &mut env,
+            OsString::from_vec(name.to_vec()),
+            OsString::from_vec(value.to_vec()),
+        );
     }
     set(
         &mut env,
@@ -64,14 +69,22 @@ pub(super) fn build_from(
         let extra = script.extra_path_info.as_bytes();
         let name = vars.get("SCRIPT_NAME").unwrap_or_default();
         if let Some(short) = name.strip_suffix(extra) {
-            set(&mut env, "SCRIPT_NAME".into(), OsString::from_vec(short.to_vec()));
+            set(
+                &mut env,
+                "SCRIPT_NAME".into(),
+                OsString::from_vec(short.to_vec()),
+            );
         }
         let mut info = extra.to_vec();
         info.extend_from_slice(vars.get("PATH_INFO").unwrap_or_default());
         set(&mut env, "PATH_INFO".into(), OsString::from_vec(info));
     }
     if vars.get("GATEWAY_INTERFACE").is_none() {
-        set(&mut env, "GATEWAY_INTERFACE".into(), GATEWAY_INTERFACE.into());
+        set(
+            &mut env,
+            "GATEWAY_INTERFACE".into(),
+            GATEWAY_INTERFACE.into(),
+        );
     }
     if vars.get("SERVER_SOFTWARE").is_none() {
         let software = concat!("ringgate/", env!("CARGO_PKG_VERSION"));
@@ -133,7 +146,8 @@ mod tests {
             vars.push(Bytes::from(n), Bytes::from(v));
         }
         let mut root = CgiRoot::new("/srv/cgi");
-        root.env.insert("GIT_PROJECT_ROOT".into(), "/srv/git".into());
+        root.env
+            .insert("GIT_PROJECT_ROOT".into(), "/srv/git".into());
         let own = |n: &str| match n {
             "LANG" => Some(OsString::from("C.UTF-8")),
             "SECRET" => Some(OsString::from("x")),

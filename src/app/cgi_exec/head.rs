@@ -42,7 +42,11 @@ pub(super) enum HeadError {
 }
 
 /// Reads the head from `out`.
-pub(super) async fn read_head(out: &mut Output, nph: bool, max_bytes: usize) -> Result<Head, HeadError> {
+pub(super) async fn read_head(
+    out: &mut Output,
+    nph: bool,
+    max_bytes: usize,
+) -> Result<Head, HeadError> {
     let mut buf = BytesMut::new();
     // NPH: the status line, then the fields (possibly none) as in a CGI head.
     let mut nph_status = None;
@@ -107,7 +111,6 @@ fn finish(mut status: StatusCode, mut headers: HeaderMap, given: bool, rest: Byt
 
 /// Whether a head has a `Status:` line.
 fn status_given(head: &[u8]) -> bool {
-    head.split(|&b| b == b'\n').any(|line| {
-        line.len() >= 7 && line[..7].eq_ignore_ascii_case(b"status:")
-    })
+    head.split(|&b| b == b'\n')
+        .any(|line| line.len() >= 7 && line[..7].eq_ignore_ascii_case(b"status:"))
 }

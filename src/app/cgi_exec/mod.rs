@@ -126,18 +126,19 @@ impl CgiExecutorFactory {
                     _ => {}
                 }
             }
-            let id = |what: &'static str, name: &Option<String>, f: fn(&str) -> std::io::Result<u32>| {
-                name.as_deref()
-                    .map(|n| {
-                        f(n).map_err(|source| CgiSetupError::Identity {
-                            path: config.root.clone(),
-                            what,
-                            name: n.to_owned(),
-                            source,
+            let id =
+                |what: &'static str, name: &Option<String>, f: fn(&str) -> std::io::Result<u32>| {
+                    name.as_deref()
+                        .map(|n| {
+                            f(n).map_err(|source| CgiSetupError::Identity {
+                                path: config.root.clone(),
+                                what,
+                                name: n.to_owned(),
+                                source,
+                            })
                         })
-                    })
-                    .transpose()
-            };
+                        .transpose()
+                };
             let ids = Identity {
                 uid: id("user", &config.user, crate::rt::listener::resolve_user)?,
                 gid: id("group", &config.group, crate::rt::listener::resolve_group)?,
@@ -230,7 +231,11 @@ impl Handler for CgiExecutor {
             Err(refusal) => {
                 self.metrics.refused(refusal.reason());
                 if let Some(held) = self.refusal_log.borrow_mut().allow(StdInstant::now()) {
-                    tracing::info!(status = refusal.status().as_u16(), suppressed = held, "CGI: {refusal}");
+                    tracing::info!(
+                        status = refusal.status().as_u16(),
+                        suppressed = held,
+                        "CGI: {refusal}"
+                    );
                 }
                 return Ok(answer(refusal.status()));
             }
@@ -270,7 +275,8 @@ impl Handler for CgiExecutor {
             }
         };
         self.metrics.spawned(start.elapsed().as_secs_f64());
-        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let handle = process::supervise(
             child,
             Supervision {

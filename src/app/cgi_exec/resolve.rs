@@ -239,7 +239,12 @@ fn cstring(p: &Path) -> io::Result<CString> {
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = cstring(path)?;
     // SAFETY: `c` is a valid NUL-terminated string; open returns a new descriptor or -1.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -381,7 +386,11 @@ mod tests {
         assert_eq!(s.extra_path_info, "/a/b");
         assert_eq!(s.dir, dir.join("root/sub"));
         assert!(!s.nph);
-        let s = run(&dir, &format!("{}//./sub/run.cgi", dir.join("root").display())).unwrap();
+        let s = run(
+            &dir,
+            &format!("{}//./sub/run.cgi", dir.join("root").display()),
+        )
+        .unwrap();
         assert_eq!(s.extra_path_info, "");
     }
 
@@ -390,20 +399,41 @@ mod tests {
         let dir = setup("refuse");
         let root = dir.join("root");
         let r = |p: String| run(&dir, &p).unwrap_err();
-        assert!(matches!(r(format!("{}/../outside.cgi", root.display())), Refusal::BadPath(_)));
-        assert!(matches!(r(format!("{}/outside.cgi", dir.display())), Refusal::OutsideRoots(_)));
-        assert!(matches!(r(format!("{}/nope.cgi", root.display())), Refusal::NotFound(_)));
-        assert!(matches!(r(format!("{}/sub", root.display())), Refusal::NotAFile(_)));
+        assert!(matches!(
+            r(format!("{}/../outside.cgi", root.display())),
+            Refusal::BadPath(_)
+        ));
+        assert!(matches!(
+            r(format!("{}/outside.cgi", dir.display())),
+            Refusal::OutsideRoots(_)
+        ));
+        assert!(matches!(
+            r(format!("{}/nope.cgi", root.display())),
+            Refusal::NotFound(_)
+        ));
+        assert!(matches!(
+            r(format!("{}/sub", root.display())),
+            Refusal::NotAFile(_)
+        ));
         std::os::unix::fs::symlink(dir.join("outside.cgi"), root.join("link.cgi")).unwrap();
-        assert!(matches!(r(format!("{}/link.cgi", root.display())), Refusal::Escapes(_)));
+        assert!(matches!(
+            r(format!("{}/link.cgi", root.display())),
+            Refusal::Escapes(_)
+        ));
         std::os::unix::fs::symlink("sub/run.cgi", root.join("inside.cgi")).unwrap();
         assert!(run(&dir, &format!("{}/inside.cgi", root.display())).is_ok());
         let plain = root.join("plain.cgi");
         std::fs::write(&plain, "x").unwrap();
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(r(plain.display().to_string()), Refusal::NotExecutable(_)));
+        assert!(matches!(
+            r(plain.display().to_string()),
+            Refusal::NotExecutable(_)
+        ));
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(r(plain.display().to_string()), Refusal::Writable(_)));
+        assert!(matches!(
+            r(plain.display().to_string()),
+            Refusal::Writable(_)
+        ));
         assert_eq!(Refusal::NotFound(String::new()).status(), 404);
         assert_eq!(Refusal::Escapes(String::new()).status(), 403);
     }
@@ -411,8 +441,14 @@ mod tests {
     #[test]
     fn document_root_and_script_name_when_no_filename() {
         let mut v = CgiVars::new();
-        v.push(Bytes::from_static(b"DOCUMENT_ROOT"), Bytes::from_static(b"/srv/www"));
-        v.push(Bytes::from_static(b"SCRIPT_NAME"), Bytes::from_static(b"/cgi-bin/x"));
+        v.push(
+            Bytes::from_static(b"DOCUMENT_ROOT"),
+            Bytes::from_static(b"/srv/www"),
+        );
+        v.push(
+            Bytes::from_static(b"SCRIPT_NAME"),
+            Bytes::from_static(b"/cgi-bin/x"),
+        );
         assert_eq!(requested_path(&v).unwrap(), b"/srv/www/cgi-bin/x");
         assert_eq!(requested_path(&CgiVars::new()), Err(Refusal::NoScript));
     }
