@@ -354,6 +354,9 @@ fn a_program_can_have_its_own_defaults_under_file_and_options() {
         .to_string();
     assert!(help.contains("[default: off]"), "{help}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn cgi_roots_from_the_file_and_the_command_line() {
     let file = r#"
         [[cgi]]
