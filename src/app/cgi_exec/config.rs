@@ -47,6 +47,12 @@ pub struct CgiRoot {
     /// Largest response head (blank line included) a script may write; more is a 502.
     #[serde(with = "crate::settings::units::bytes")]
     pub max_head_bytes: usize,
+    /// Output (head included) a script writes before the request body has fully arrived is
+    /// held back up to this many bytes: nginx stops sending a request body once it has a
+    /// response head. Past it the response starts anyway (a script that writes this much
+    /// before reading its body would otherwise deadlock).
+    #[serde(with = "crate::settings::units::bytes")]
+    pub head_hold_bytes: usize,
     /// Run scripts (and from directories) that are group- or world-writable.
     pub allow_writable: bool,
     /// Pass `HTTP_AUTHORIZATION` and `HTTP_PROXY_AUTHORIZATION` to scripts (RFC 3875 4.1.18
@@ -103,6 +109,8 @@ impl CgiRoot {
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default for [`CgiRoot::max_head_bytes`].
     pub const DEFAULT_MAX_HEAD_BYTES: usize = crate::proto::cgi::DEFAULT_MAX_RESPONSE_HEAD_BYTES;
+    /// Default for [`CgiRoot::head_hold_bytes`].
+    pub const DEFAULT_HEAD_HOLD_BYTES: usize = 1024 * 1024;
     /// Default for [`CgiRoot::stderr_lines_per_second`].
     pub const DEFAULT_STDERR_LINES_PER_SECOND: u32 = 50;
     /// `PATH` given to scripts when ringgate's own environment has none.
@@ -181,6 +189,7 @@ impl Default for CgiRoot {
             max_queued: Self::DEFAULT_MAX_QUEUED,
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
             max_head_bytes: Self::DEFAULT_MAX_HEAD_BYTES,
+            head_hold_bytes: Self::DEFAULT_HEAD_HOLD_BYTES,
             allow_writable: false,
             pass_authorization: false,
             pass_env: Self::default_pass_env(),

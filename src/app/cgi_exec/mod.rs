@@ -36,8 +36,10 @@ use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use http_body::Frame;
+use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 pub use config::CgiRoot;
@@ -50,7 +52,7 @@ use crate::rate_limited_log::RateLimitedLog;
 use head::HeadError;
 use limit::Gate;
 use process::{KillCause, ScriptHandle, Supervision};
-use pump::{AbortOnDrop, Output, StderrBudget};
+use pump::{AbortOnDrop, BodyDone, BodyDoneNow, Output, StderrBudget};
 use spawn::Identity;
 
 /// Why the executor cannot start with these roots.
@@ -258,8 +260,17 @@ impl Handler for CgiExecutor {
 
         let env = env::build(vars, cfg, &script);
         let head_only = request.method() == Method::HEAD;
-        let body = request.into_body();
-        let has_body = http_body::Body::size_hint(&body).exact() != Some(0);
+        let mut body = request.into_body();
+        // Whether stdin is a pipe or /dev/null. CONTENT_LENGTH cannot tell: nginx sends an
+        // empty one both for a GET and for a chunked upload. A body already complete (the
+        // usual GET: the end of STDIN came with the params) gets /dev/null; any other a
+        // pipe, which closes when the body ends.
+        let first = match body.frame().now_or_never() {
+            Some(None) | Some(Some(Err(_))) => None,
+            Some(Some(Ok(frame))) => Some(frame.into_data().unwrap_or_default()),
+            None => Some(Bytes::new()),
+        };
+        let has_body = first.is_some();
         let start = Instant::now();
         let deadline = start + cfg.timeout;
         let mut child = match spawn::spawn(cfg, prepared.ids, &script, env, has_body) {
@@ -295,14 +306,21 @@ impl Handler for CgiExecutor {
                 self.metrics.clone(),
             ));
         }
-        let feeder = stdin.map(|stdin| {
-            AbortOnDrop(tokio::task::spawn_local(pump::feed(
+        let body_done = Rc::new(BodyDone::default());
+        let feeder = match stdin {
+            Some(stdin) => Some(AbortOnDrop(tokio::task::spawn_local(pump::feed(
+                first.unwrap_or_default(),
                 body,
                 stdin,
                 cfg.idle_timeout,
                 handle.killer(),
-            )))
-        });
+                body_done.clone(),
+            )))),
+            None => {
+                drop(BodyDoneNow(body_done.clone()));
+                None
+            }
+        };
         let Some(stdout) = stdout else {
             return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR));
         };
@@ -335,9 +353,40 @@ impl Handler for CgiExecutor {
                 return Ok(answer(StatusCode::BAD_GATEWAY));
             }
         };
+        // Holding the head: nginx stops sending the request body once it has the response
+        // head (and drops a body it buffered in a file), so the head goes out only once the
+        // body is in; meanwhile output is read and held, up to `head_hold_bytes`.
+        let mut held = std::collections::VecDeque::from([head.rest]);
+        let mut held_bytes = held[0].len();
+        let mut eof = false;
+        while !body_done.is_done() && !eof && held_bytes < cfg.head_hold_bytes {
+            tokio::select! {
+                () = body_done.wait() => {}
+                chunk = out.read_unhurried() => match chunk {
+                    Ok(Some(c)) => {
+                        held_bytes += c.len();
+                        held.push_back(c);
+                    }
+                    Ok(None) => eof = true,
+                    Err(error) => {
+                        tracing::warn!(script = %who, "CGI: 502: {error}");
+                        return Ok(answer(StatusCode::BAD_GATEWAY));
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    handle.kill(KillCause::Timeout);
+                    tracing::warn!(script = %who, "CGI: 504: timed out");
+                    return Ok(answer(StatusCode::GATEWAY_TIMEOUT));
+                }
+            }
+        }
+        if eof {
+            body_done.wait().await;
+        }
         let mut response = http::Response::new(response_body(Streaming {
             out,
-            rest: Some(head.rest),
+            rest: held,
+            eof,
             handle,
             _feeder: feeder,
             head_only,
@@ -366,7 +415,8 @@ fn identity(vars: &CgiVars, script: &resolve::Script) -> String {
 /// The response body's state: the script's stdout after the head.
 struct Streaming {
     out: Output,
-    rest: Option<Bytes>,
+    rest: std::collections::VecDeque<Bytes>,
+    eof: bool,
     handle: ScriptHandle,
     _feeder: Option<AbortOnDrop>,
     head_only: bool,
@@ -380,11 +430,18 @@ struct Streaming {
 fn response_body(state: Streaming) -> ResponseBody {
     let stream = futures_util::stream::unfold(Some(state), |st| async move {
         let mut st = st?;
-        if let Some(rest) = st.rest.take().filter(|r| !r.is_empty() && !st.head_only) {
-            return Some((Ok(Frame::data(rest)), Some(st)));
+        while let Some(rest) = st.rest.pop_front() {
+            if !rest.is_empty() && !st.head_only {
+                return Some((Ok(Frame::data(rest)), Some(st)));
+            }
         }
         loop {
-            match st.out.read().await {
+            let next = if st.eof {
+                Ok(None)
+            } else {
+                st.out.read().await
+            };
+            match next {
                 Ok(Some(_)) if st.head_only => continue,
                 Ok(Some(data)) => return Some((Ok(Frame::data(data)), Some(st))),
                 Ok(None) => {

@@ -39,11 +39,30 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Copies `body` into the script's stdin, then closes it. A script that stops taking input
-/// for `idle` while bytes wait is ended ([`KillCause::Timeout`]); one that closes its stdin
-/// (or exits) early has the rest of the body read and dropped.
-pub(super) async fn feed(mut body: Body, mut stdin: ChildStdin, idle: Duration, script: Killer) {
+/// Copies `first`, then the rest of `body`, into the script's stdin, then closes it. A
+/// script that stops taking input for `idle` while bytes wait is ended
+/// ([`KillCause::Timeout`]); one that closes its stdin (or exits) early has the rest of the
+/// body read and dropped.
+pub(super) async fn feed(
+    first: Bytes,
+    mut body: Body,
+    mut stdin: ChildStdin,
+    idle: Duration,
+    script: Killer,
+    done: Rc<BodyDone>,
+) {
+    let _done = BodyDoneNow(done);
     let mut open = true;
+    if !first.is_empty() {
+        match tokio::time::timeout(idle, stdin.write_all(&first)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => open = false,
+            Err(_) => {
+                script.kill(KillCause::Timeout);
+                return;
+            }
+        }
+    }
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return; // The request is gone; its task ends the script.
@@ -64,6 +83,43 @@ pub(super) async fn feed(mut body: Body, mut stdin: ChildStdin, idle: Duration, 
         }
     }
     let _ = stdin.shutdown().await;
+}
+
+/// Set once the request body has been read to its end (or will never be), so the response
+/// head may go to the front end (see `mod.rs`, "holding the head").
+#[derive(Debug, Default)]
+pub(super) struct BodyDone {
+    done: std::cell::Cell<bool>,
+    wake: tokio::sync::Notify,
+}
+
+impl BodyDone {
+    /// Waits until the body is done.
+    pub(super) async fn wait(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.done.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether it is.
+    pub(super) fn is_done(&self) -> bool {
+        self.done.get()
+    }
+}
+
+/// Marks the body done when dropped (the feeding ended, however it ended; or there is no
+/// body to feed).
+pub(super) struct BodyDoneNow(pub(super) Rc<BodyDone>);
+
+impl Drop for BodyDoneNow {
+    fn drop(&mut self) {
+        self.0.done.set(true);
+        self.0.wake.notify_waiters();
+    }
 }
 
 /// Why reading stdout stopped short.
@@ -97,12 +153,17 @@ impl Output {
 
     /// The next chunk, `None` at EOF.
     pub(super) async fn read(&mut self) -> Result<Option<Bytes>, OutputError> {
+        match tokio::time::timeout(self.idle, self.read_unhurried()).await {
+            Ok(r) => r,
+            Err(_) => Err(OutputError::Idle(self.idle)),
+        }
+    }
+
+    /// The next chunk, `None` at EOF, without the idle timeout (the caller bounds the wait).
+    pub(super) async fn read_unhurried(&mut self) -> Result<Option<Bytes>, OutputError> {
         self.buf.clear();
         self.buf.resize(READ_CHUNK, 0);
-        let n = match tokio::time::timeout(self.idle, self.stdout.read(&mut self.buf)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(OutputError::Idle(self.idle)),
-        };
+        let n = self.stdout.read(&mut self.buf).await?;
         if n == 0 {
             return Ok(None);
         }
