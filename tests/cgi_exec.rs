@@ -296,6 +296,14 @@ fn malformed_empty_and_oversized_heads_are_502() {
     assert_eq!(get(&server, &failing).0, 502);
     assert_eq!(get(&server, &huge).0, 502);
     assert_eq!(get(&server, &edge).0, 200);
+    // A valid head and an exit status of 3: the status goes in END_REQUEST's appStatus.
+    let exit3 = root.script(
+        "exit3.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nx'\nexit 3\n",
+    );
+    let r = call(&server, "GET", &exit3, b"", &[]);
+    assert_eq!(r.http(), (200, b"x".to_vec()));
+    assert_eq!(r.end.unwrap().app_status, 3);
     let log = server.stderr();
     assert!(log.contains("502"), "{log}");
     assert!(log.contains("stderr: oops"), "{log}");

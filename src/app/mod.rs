@@ -123,6 +123,24 @@ pub fn build_request(
     request
 }
 
+/// The FastCGI END_REQUEST appStatus of a response (0 without this extension): put one in
+/// the response's extensions and set it before the body ends (the CGI executor sends the
+/// script's exit status this way).
+#[derive(Clone, Debug, Default)]
+pub struct AppStatus(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AppStatus {
+    /// The status now.
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the status.
+    pub fn set(&self, status: u32) {
+        self.0.store(status, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A complete response body.
 pub fn full(data: impl Into<Bytes>) -> ResponseBody {
     boxed(http_body_util::Full::new(data.into()))

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 pub use config::CgiRoot;
 pub use resolve::Refusal;
 
-use super::{text, Body, BoxError, Handler, HandlerFactory, ResponseBody};
+use super::{text, AppStatus, Body, BoxError, Handler, HandlerFactory, ResponseBody};
 use crate::metrics::{CgiMetrics, CgiRefusal};
 use crate::proto::cgi::CgiVars;
 use crate::rate_limited_log::RateLimitedLog;
@@ -383,7 +383,9 @@ impl Handler for CgiExecutor {
         if eof {
             body_done.wait().await;
         }
+        let app_status = AppStatus::default();
         let mut response = http::Response::new(response_body(Streaming {
+            app_status: app_status.clone(),
             out,
             rest: held,
             eof,
@@ -395,6 +397,7 @@ impl Handler for CgiExecutor {
         }));
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
+        response.extensions_mut().insert(app_status);
         Ok(response)
     }
 }
@@ -414,6 +417,7 @@ fn identity(vars: &CgiVars, script: &resolve::Script) -> String {
 
 /// The response body's state: the script's stdout after the head.
 struct Streaming {
+    app_status: AppStatus,
     out: Output,
     rest: std::collections::VecDeque<Bytes>,
     eof: bool,
@@ -453,6 +457,7 @@ fn response_body(state: Streaming) -> ResponseBody {
                             tracing::warn!(script = %st.who, "CGI: {error}");
                             return Some((Err(error), None));
                         }
+                        st.app_status.set(e.app_status());
                         if e.app_status() != 0 {
                             tracing::info!(script = %st.who, status = e.app_status(), "CGI: script exited with an error");
                         }
