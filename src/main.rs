@@ -26,6 +26,16 @@ fn main() -> ExitCode {
     } else {
         match CgiExecutorFactory::new(settings.cgi.clone()) {
             Ok(factory) => {
+                let mut settings = settings;
+                // The executor bounds each script itself (queue, head and total timeouts,
+                // answering 504) and holds the head until the request body is in, which
+                // for a large upload can take longer than the handler timeout: that one
+                // must not cut in first.
+                let needed = factory.longest_request();
+                if settings.timeouts.handler < needed {
+                    tracing::info!(?needed, "handler timeout raised to the CGI timeouts");
+                    settings.timeouts.handler = needed;
+                }
                 let what = factory.describe();
                 Server::new(settings, factory).application(what).run()
             }

@@ -454,6 +454,31 @@ fn a_lost_connection_kills_the_whole_process_group_on_epoll_too() {
 }
 
 #[test]
+fn a_shutdown_ends_running_scripts() {
+    let root = Root::new("shutdown");
+    let (script, me, kid) = family_script(&root, "down");
+    let mut server = root.start(&["--cgi-timeout", "60s", "--drain-timeout", "1s"]);
+    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
+    let mut conn = FcgiConn::new(stream);
+    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    assert_eq!(
+        conn.record().unwrap().unwrap().record_type,
+        RecordType::STDOUT
+    );
+    let (pid, kid) = (read_pid(&me), read_pid(&kid));
+    server.terminate();
+    assert!(
+        server.wait_exit(Duration::from_secs(15)).is_some(),
+        "ringgate did not stop"
+    );
+    wait_for(
+        "the script and its grandchild to end",
+        Duration::from_secs(5),
+        || gone(pid) && gone(kid),
+    );
+}
+
+#[test]
 fn hundreds_of_requests_leave_no_zombie() {
     let root = Root::new("zombies");
     let hello = root.script(

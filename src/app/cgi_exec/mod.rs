@@ -159,6 +159,16 @@ impl CgiExecutorFactory {
         })
     }
 
+    /// The longest a request can take before its response starts: the queue wait plus the
+    /// total timeout, over every root.
+    pub fn longest_request(&self) -> std::time::Duration {
+        self.roots
+            .iter()
+            .map(|r| r.config.queue_timeout + r.config.timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The roots, for the "ready" line.
     pub fn describe(&self) -> String {
         let roots: Vec<String> = self
