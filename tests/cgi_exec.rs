@@ -290,7 +290,12 @@ fn malformed_empty_and_oversized_heads_are_502() {
         // A head of exactly 1000 bytes: 'X: ' + 993 + '\n' + '\n' = 3 + 993 + 2 + 2 = 1000.
         "#!/usr/bin/perl\nprint \"X: \" . (\"a\" x 993) . \"\\r\\n\\r\\n\";\n",
     );
+    let over = root.script(
+        "over.pl",
+        "#!/usr/bin/perl\nprint \"X: \" . (\"a\" x 994) . \"\\r\\n\\r\\n\";\n",
+    );
     let server = root.start(&["--cgi-max-head-bytes", "1000"]);
+    assert_eq!(get(&server, &over).0, 502, "a head of 1001 bytes");
     assert_eq!(get(&server, &malformed).0, 502);
     assert_eq!(get(&server, &empty).0, 502);
     assert_eq!(get(&server, &failing).0, 502);
@@ -450,6 +455,27 @@ fn a_lost_connection_kills_the_whole_process_group_on_epoll_too() {
         "the script and its grandchild to end",
         Duration::from_secs(5),
         || gone(pid) && gone(kid),
+    );
+}
+
+#[test]
+fn what_a_script_leaves_behind_is_ended_when_it_exits() {
+    let root = Root::new("leftover");
+    let kid = root.dir.join("bg.kid");
+    let script = root.script(
+        "bg.sh",
+        &format!(
+            "#!/bin/sh\nsleep 1000 >/dev/null 2>&1 </dev/null &\necho $! > {}\nprintf 'Content-Type: text/plain\\n\\ndone'\n",
+            kid.display()
+        ),
+    );
+    let server = root.start(&["--cgi-kill-grace", "500ms"]);
+    assert_eq!(get(&server, &script), (200, b"done".to_vec()));
+    let kid = read_pid(&kid);
+    wait_for(
+        "the background process to end",
+        Duration::from_secs(5),
+        || gone(kid),
     );
 }
 
