@@ -453,7 +453,12 @@ impl Cli {
         set(&mut s.buffers.count, self.buffers_count);
         set(&mut s.buffers.size, bytes(self.buffers_size));
         if !self.cgi.is_empty() {
-            s.cgi = self.cgi.into_iter().map(CgiRoot::new).collect();
+            // A relative DIR is taken from the current directory, as a shell user means it.
+            s.cgi = self
+                .cgi
+                .into_iter()
+                .map(|dir| CgiRoot::new(std::path::absolute(&dir).unwrap_or(dir)))
+                .collect();
         }
         for root in &mut s.cgi {
             set(&mut root.timeout, self.cgi_timeout);

@@ -396,7 +396,13 @@ fn cgi_roots_from_the_file_and_the_command_line() {
 
 #[test]
 fn cgi_values_are_checked_at_their_edges() {
-    assert!(cfg(&["--cgi", "relative/dir"], "").is_err());
+    // A relative root is refused in the file, made absolute on the command line.
+    assert!(cfg(&[], "[[cgi]]\nroot = \"relative/dir\"").is_err());
+    let s = cfg(&["--cgi", "relative/dir"], "").unwrap();
+    assert_eq!(
+        s.cgi[0].root,
+        std::env::current_dir().unwrap().join("relative/dir")
+    );
     assert!(cfg(&["--cgi", "/x", "--cgi-max-running", "0"], "").is_err());
     assert!(cfg(&["--cgi", "/x", "--cgi-max-running", "1"], "").is_ok());
     assert!(cfg(&["--cgi", "/x", "--cgi-max-queued", "0"], "").is_ok());
