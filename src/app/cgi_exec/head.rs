@@ -114,3 +114,29 @@ fn status_given(head: &[u8]) -> bool {
     head.split(|&b| b == b'\n')
         .any(|line| line.len() >= 7 && line[..7].eq_ignore_ascii_case(b"status:"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_redirects_become_302_and_hop_by_hop_fields_go() {
+        let mut h = HeaderMap::new();
+        h.insert(LOCATION, "/elsewhere".parse().unwrap());
+        h.insert(TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        let head = finish(StatusCode::OK, h.clone(), false, Bytes::new());
+        assert_eq!(head.status, StatusCode::FOUND);
+        assert!(head.headers.get(TRANSFER_ENCODING).is_none());
+        assert!(head.headers.get("keep-alive").is_none());
+        // With an explicit `Status: 200` the script meant it.
+        assert_eq!(finish(StatusCode::OK, h, true, Bytes::new()).status, 200);
+    }
+
+    #[test]
+    fn status_lines_are_found_in_any_case() {
+        assert!(status_given(b"Content-Type: x\nSTATUS: 200 OK\n"));
+        assert!(status_given(b"status:404\r\n"));
+        assert!(!status_given(b"Content-Type: x\nX-Status: 1\n"));
+    }
+}
