@@ -45,12 +45,17 @@ impl Root {
     }
 
     fn start(&self, extra: &[&str]) -> Server {
+        self.start_on("auto", extra)
+    }
+
+    /// [`Root::start`] on I/O backend `io`.
+    fn start_on(&self, io: &str, extra: &[&str]) -> Server {
         let mut args = vec!["--cgi", self.dir.to_str().unwrap()];
         if !extra.contains(&"--cgi-timeout") {
             args.extend(["--cgi-timeout", "3s"]);
         }
         args.extend_from_slice(extra);
-        Server::start("auto", &args)
+        Server::start(io, &args)
     }
 }
 
@@ -157,12 +162,21 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_32_mib_cat_echo_is_byte_exact() {
-    let root = Root::new("cat");
+    cat_echo("auto");
+}
+
+#[test]
+fn a_32_mib_cat_echo_is_byte_exact_on_epoll() {
+    cat_echo("epoll");
+}
+
+fn cat_echo(io: &str) {
+    let root = Root::new(&format!("cat-{io}"));
     let cat = root.script(
         "cat.sh",
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
     );
-    let server = root.start(&["--cgi-timeout", "60s"]);
+    let server = root.start_on(io, &["--cgi-timeout", "60s"]);
     let body = pattern(32 << 20);
     let r = call(&server, "POST", &cat, &body, &[]);
     assert!(r.complete(), "{:?}", r.end);
