@@ -714,3 +714,32 @@ fn the_environment_is_an_allowlist_and_the_working_directory_the_scripts() {
         "{env}"
     );
 }
+
+#[test]
+fn per_root_user_and_limits_from_the_settings_file() {
+    let root = Root::new("limits");
+    let script = root.script(
+        "ids.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\necho \"nofile=$(ulimit -n) uid=$(id -u)\"\n",
+    );
+    // SAFETY: geteuid only reads the process's effective user id.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let config = root.dir.join("cgi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cgi]]\nroot = \"{}\"\nrlimit_nofile = 64\n{}",
+            root.path(),
+            if as_root { "user = \"nobody\"\n" } else { "" }
+        ),
+    )
+    .unwrap();
+    let server = Server::start("auto", &["--config", config.to_str().unwrap()]);
+    let (status, out) = get(&server, &script);
+    assert_eq!(status, 200);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("nofile=64 "), "{out}");
+    if as_root {
+        assert_eq!(out.trim_end(), "nofile=64 uid=65534");
+    }
+}
