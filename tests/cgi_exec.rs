@@ -743,3 +743,19 @@ fn per_root_user_and_limits_from_the_settings_file() {
         assert_eq!(out.trim_end(), "nofile=64 uid=65534");
     }
 }
+
+#[test]
+fn a_root_given_through_a_symbolic_link_serves_both_names() {
+    let root = Root::new("linked");
+    let script = root.script(
+        "hi.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
+    let link = root.dir.with_extension("link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&root.dir, &link).unwrap();
+    let server = Server::start("auto", &["--cgi", link.to_str().unwrap()]);
+    assert_eq!(get(&server, &link.join("hi.sh")), (200, b"hi".to_vec()));
+    assert_eq!(get(&server, &script), (200, b"hi".to_vec()));
+    let _ = std::fs::remove_file(&link);
+}

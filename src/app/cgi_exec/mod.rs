@@ -89,6 +89,8 @@ struct Prepared {
     config: CgiRoot,
     /// The configured path, lexically clean.
     path: PathBuf,
+    /// The same with every symbolic link resolved (front ends may name scripts either way).
+    real: PathBuf,
     ids: Identity,
 }
 
@@ -152,7 +154,13 @@ impl CgiExecutorFactory {
                      not posix_spawn"
                 );
             }
-            prepared.push(Prepared { config, path, ids });
+            let real = std::fs::canonicalize(&path).map_err(root_err)?;
+            prepared.push(Prepared {
+                config,
+                path,
+                real,
+                ids,
+            });
         }
         Ok(Self {
             roots: Arc::new(prepared),
@@ -233,9 +241,16 @@ impl Handler for CgiExecutor {
         let paths: Vec<resolve::RootPath<'_>> = self
             .shared
             .iter()
-            .map(|r| resolve::RootPath {
-                path: &r.path,
-                allow_writable: r.config.allow_writable,
+            .enumerate()
+            .flat_map(|(index, r)| {
+                let real = (r.real != r.path).then_some(&r.real);
+                std::iter::once(&r.path)
+                    .chain(real)
+                    .map(move |path| resolve::RootPath {
+                        index,
+                        path,
+                        allow_writable: r.config.allow_writable,
+                    })
             })
             .collect();
         let script = match resolve::resolve(vars, &paths) {

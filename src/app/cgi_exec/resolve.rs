@@ -88,7 +88,10 @@ pub struct Script {
 
 /// A configured root as resolution needs it.
 pub struct RootPath<'a> {
-    /// The configured path, lexically clean.
+    /// Which configured root this is (a root may be listed twice: as configured and with its
+    /// symbolic links resolved).
+    pub index: usize,
+    /// The path, lexically clean.
     pub path: &'a Path,
     /// Whether group- or world-writable scripts are allowed.
     pub allow_writable: bool,
@@ -149,7 +152,7 @@ pub fn resolve(vars: &CgiVars, roots: &[RootPath<'_>]) -> Result<Script, Refusal
             comps.starts_with(&rc).then_some((i, r, rc.len()))
         })
         .max_by_key(|(_, _, n)| *n)
-        .map(|(i, r, n)| (i, (r, n)))
+        .map(|(_, r, n)| (r.index, (r, n)))
         .ok_or_else(|| Refusal::OutsideRoots(shown.clone()))?;
     let (root, skip) = root;
     let rel = &comps[skip..];
@@ -371,6 +374,7 @@ mod tests {
     fn run(dir: &Path, path: &str) -> Result<Script, Refusal> {
         let root = dir.join("root");
         let roots = [RootPath {
+            index: 0,
             path: &root,
             allow_writable: false,
         }];
