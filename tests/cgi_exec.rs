@@ -187,6 +187,31 @@ fn cat_echo(io: &str) {
 }
 
 #[test]
+fn a_client_that_sends_everything_before_reading_still_gets_its_echo() {
+    let root = Root::new("sequential");
+    let cat = root.script(
+        "cat.sh",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+    );
+    let server = root.start(&["--cgi-timeout", "60s"]);
+    let body = pattern(32 << 20);
+    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut conn = FcgiConn::new(stream);
+    // One blocking write of the whole request, then the response: the body is spooled.
+    conn.send(&request(1, "POST", cat.to_str().unwrap(), &body, &[]));
+    let r = conn.responses(&[1]).remove(&1).unwrap();
+    let (status, echoed) = r.http();
+    assert_eq!(status, 200);
+    assert!(echoed == body, "the echo differs ({} bytes)", echoed.len());
+}
+
+#[test]
 fn a_script_that_writes_before_reading_a_large_body_does_not_deadlock() {
     let root = Root::new("wbr");
     let script = root.script(

@@ -236,6 +236,28 @@ fn a_cgi_bin_behind_nginx() {
         "PATH_INFO=/extra/path\nQUERY=x=1\n"
     );
     assert_eq!(curl(front.http, "/cgi-bin/missing.pl", &[]).0, 404);
+    // A 32 MiB echo through nginx: the body is in before the head goes out.
+    let cat = bin.join("cat.sh");
+    std::fs::write(
+        &cat,
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cat, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = pattern(32 << 20);
+    let file = www.join("body.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (status, echoed) = curl(
+        front.http,
+        "/cgi-bin/cat.sh",
+        &["--data-binary", &format!("@{}", file.display())],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        echoed == data,
+        "the echo through nginx differs ({} bytes)",
+        echoed.len()
+    );
     assert_eq!(
         curl(
             front.http,

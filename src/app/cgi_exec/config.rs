@@ -53,6 +53,10 @@ pub struct CgiRoot {
     /// before reading its body would otherwise deadlock).
     #[serde(with = "crate::settings::units::bytes")]
     pub head_hold_bytes: usize,
+    /// Request-body bytes held in memory for a script that reads slower than the front end
+    /// sends; past it the connection stops being read (backpressure).
+    #[serde(with = "crate::settings::units::bytes")]
+    pub body_spool_bytes: usize,
     /// Run scripts (and from directories) that are group- or world-writable.
     pub allow_writable: bool,
     /// Pass `HTTP_AUTHORIZATION` and `HTTP_PROXY_AUTHORIZATION` to scripts (RFC 3875 4.1.18
@@ -111,6 +115,9 @@ impl CgiRoot {
     pub const DEFAULT_MAX_HEAD_BYTES: usize = crate::proto::cgi::DEFAULT_MAX_RESPONSE_HEAD_BYTES;
     /// Default for [`CgiRoot::head_hold_bytes`].
     pub const DEFAULT_HEAD_HOLD_BYTES: usize = 1024 * 1024;
+    /// Default for [`CgiRoot::body_spool_bytes`]: a 32 MiB upload to a script that echoes it
+    /// completes even for a client that sends it all before reading.
+    pub const DEFAULT_BODY_SPOOL_BYTES: usize = 64 * 1024 * 1024;
     /// Default for [`CgiRoot::stderr_lines_per_second`].
     pub const DEFAULT_STDERR_LINES_PER_SECOND: u32 = 50;
     /// `PATH` given to scripts when ringgate's own environment has none.
@@ -156,6 +163,7 @@ impl CgiRoot {
             }
         }
         for (key, v) in [
+            ("body_spool_bytes", self.body_spool_bytes),
             ("max_running", self.max_running),
             ("max_head_bytes", self.max_head_bytes),
         ] {
@@ -190,6 +198,7 @@ impl Default for CgiRoot {
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
             max_head_bytes: Self::DEFAULT_MAX_HEAD_BYTES,
             head_hold_bytes: Self::DEFAULT_HEAD_HOLD_BYTES,
+            body_spool_bytes: Self::DEFAULT_BODY_SPOOL_BYTES,
             allow_writable: false,
             pass_authorization: false,
             pass_env: Self::default_pass_env(),

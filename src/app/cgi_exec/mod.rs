@@ -337,7 +337,10 @@ impl Handler for CgiExecutor {
                 first.unwrap_or_default(),
                 body,
                 stdin,
-                cfg.idle_timeout,
+                pump::FeedLimits {
+                    idle: cfg.idle_timeout,
+                    max_spool: cfg.body_spool_bytes,
+                },
                 handle.killer(),
                 body_done.clone(),
             )))),
@@ -380,14 +383,17 @@ impl Handler for CgiExecutor {
         };
         // Holding the head: nginx stops sending the request body once it has the response
         // head (and drops a body it buffered in a file), so the head goes out only once the
-        // body is in; meanwhile output is read and held, up to `head_hold_bytes`.
+        // body is in (spooled, see `pump::feed`). Meanwhile output is read and held, up to
+        // `head_hold_bytes`; the head goes out anyway when both the held output and the body
+        // spool are full (waiting longer could only deadlock).
         let mut held = std::collections::VecDeque::from([head.rest]);
         let mut held_bytes = held[0].len();
         let mut eof = false;
-        while !body_done.is_done() && !eof && held_bytes < cfg.head_hold_bytes {
+        while !body_done.is_done() && !(held_bytes >= cfg.head_hold_bytes && body_done.is_full()) {
+            let reading = !eof && held_bytes < cfg.head_hold_bytes;
             tokio::select! {
-                () = body_done.wait() => {}
-                chunk = out.read_unhurried() => match chunk {
+                () = body_done.changed() => {}
+                chunk = out.read_unhurried(), if reading => match chunk {
                     Ok(Some(c)) => {
                         held_bytes += c.len();
                         held.push_back(c);
@@ -404,9 +410,6 @@ impl Handler for CgiExecutor {
                     return Ok(answer(StatusCode::GATEWAY_TIMEOUT));
                 }
             }
-        }
-        if eof {
-            body_done.wait().await;
         }
         let app_status = AppStatus::default();
         let mut response = http::Response::new(response_body(Streaming {

@@ -39,50 +39,87 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Copies `first`, then the rest of `body`, into the script's stdin, then closes it. A
-/// script that stops taking input for `idle` while bytes wait is ended
+/// Copies `first`, then the rest of `body`, into the script's stdin, then closes it.
+///
+/// The body is received into a spool of at most `max_spool` bytes while the script reads
+/// from it, so a front end (or a client) that sends the whole body before reading the
+/// response is not blocked by a script that answers while it reads (a `cat` echo), and the
+/// body is complete early (see [`BodyDone`]). Past `max_spool` the connection stops being read
+/// (backpressure). A script that takes nothing for `idle` while bytes wait is ended
 /// ([`KillCause::Timeout`]); one that closes its stdin (or exits) early has the rest of the
 /// body read and dropped.
 pub(super) async fn feed(
     first: Bytes,
     mut body: Body,
     mut stdin: ChildStdin,
-    idle: Duration,
+    limits: FeedLimits,
     script: Killer,
-    done: Rc<BodyDone>,
+    state: Rc<BodyDone>,
 ) {
-    let _done = BodyDoneNow(done);
-    let mut open = true;
+    use bytes::Buf;
+    let _done = BodyDoneNow(state.clone());
+    let mut spool: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut spooled = first.len();
     if !first.is_empty() {
-        match tokio::time::timeout(idle, stdin.write_all(&first)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => open = false,
-            Err(_) => {
-                script.kill(KillCause::Timeout);
-                return;
+        spool.push_back(first);
+    }
+    let (mut receiving, mut open) = (true, true);
+    while receiving || (open && !spool.is_empty()) {
+        let can_receive = receiving && spooled < limits.max_spool;
+        state.set_full(receiving && !can_receive);
+        let front = spool.front().cloned().unwrap_or_default();
+        let writing = open && !front.is_empty();
+        tokio::select! {
+            frame = body.frame(), if can_receive => match frame {
+                None => {
+                    receiving = false;
+                    state.mark_done();
+                }
+                Some(Err(_)) => return, // The request is gone; its task ends the script.
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if open && !data.is_empty() {
+                            spooled += data.len();
+                            spool.push_back(data);
+                        }
+                    }
+                }
+            },
+            written = tokio::time::timeout(limits.idle, stdin.write(&front)), if writing => {
+                match written {
+                    Ok(Ok(n)) if n > 0 => {
+                        spooled -= n;
+                        if let Some(chunk) = spool.front_mut() {
+                            chunk.advance(n);
+                            if chunk.is_empty() {
+                                spool.pop_front();
+                            }
+                        }
+                    }
+                    // EPIPE (or nothing taken): the script no longer reads.
+                    Ok(_) => {
+                        open = false;
+                        spool.clear();
+                        spooled = 0;
+                    }
+                    Err(_) => {
+                        script.kill(KillCause::Timeout);
+                        return;
+                    }
+                }
             }
         }
     }
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return; // The request is gone; its task ends the script.
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if !open || data.is_empty() {
-            continue;
-        }
-        match tokio::time::timeout(idle, stdin.write_all(&data)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => open = false, // EPIPE: the script no longer reads.
-            Err(_) => {
-                script.kill(KillCause::Timeout);
-                return;
-            }
-        }
-    }
-    let _ = stdin.shutdown().await;
+    drop(stdin);
+}
+
+/// The limits of [`feed`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FeedLimits {
+    /// Longest a script may take no input while some waits.
+    pub(super) idle: Duration,
+    /// Most body bytes held for the script.
+    pub(super) max_spool: usize,
 }
 
 /// Set once the request body has been read to its end (or will never be), so the response
@@ -90,19 +127,33 @@ pub(super) async fn feed(
 #[derive(Debug, Default)]
 pub(super) struct BodyDone {
     done: std::cell::Cell<bool>,
+    full: std::cell::Cell<bool>,
     wake: tokio::sync::Notify,
 }
 
 impl BodyDone {
-    /// Waits until the body is done.
-    pub(super) async fn wait(&self) {
-        loop {
-            let notified = self.wake.notified();
-            if self.done.get() {
-                return;
-            }
-            notified.await;
+    /// The whole body has been received.
+    pub(super) fn mark_done(&self) {
+        self.done.set(true);
+        self.wake.notify_waiters();
+    }
+
+    /// Whether the spool is full while more body is to come (the body cannot complete
+    /// before the script reads).
+    pub(super) fn set_full(&self, full: bool) {
+        if self.full.replace(full) != full {
+            self.wake.notify_waiters();
         }
+    }
+
+    /// See [`BodyDone::set_full`].
+    pub(super) fn is_full(&self) -> bool {
+        self.full.get()
+    }
+
+    /// Waits until the body is done or the spool's state changes.
+    pub(super) async fn changed(&self) {
+        self.wake.notified().await;
     }
 
     /// Whether it is.
@@ -117,8 +168,8 @@ pub(super) struct BodyDoneNow(pub(super) Rc<BodyDone>);
 
 impl Drop for BodyDoneNow {
     fn drop(&mut self) {
-        self.0.done.set(true);
-        self.0.wake.notify_waiters();
+        self.0.full.set(false);
+        self.0.mark_done();
     }
 }
 
