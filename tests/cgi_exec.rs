@@ -784,3 +784,34 @@ fn a_root_given_through_a_symbolic_link_serves_both_names() {
     assert_eq!(get(&server, &script), (200, b"hi".to_vec()));
     let _ = std::fs::remove_file(&link);
 }
+
+#[test]
+fn with_a_small_spool_a_script_that_writes_first_still_does_not_deadlock() {
+    let root = Root::new("spool");
+    let script = root.script(
+        "first.pl",
+        r#"#!/usr/bin/perl
+$| = 1;
+print "Content-Type: text/plain\n\n";
+print "y" x (2 * 1024 * 1024);
+my $n = 0; my $buf;
+while (my $r = read(STDIN, $buf, 65536)) { $n += $r; }
+print "\nread=$n\n";
+"#,
+    );
+    let config = root.dir.join("cgi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cgi]]\nroot = \"{}\"\nbody_spool_bytes = \"1MiB\"\nhead_hold_bytes = \"256KiB\"\n",
+            root.path()
+        ),
+    )
+    .unwrap();
+    let server = Server::start("auto", &["--config", config.to_str().unwrap()]);
+    let body = pattern(8 << 20);
+    let (status, out) = call(&server, "POST", &script, &body, &[]).http();
+    assert_eq!(status, 200);
+    assert!(out.ends_with(format!("\nread={}\n", 8 << 20).as_bytes()));
+    assert_eq!(out.len(), (2 << 20) + format!("\nread={}\n", 8 << 20).len());
+}

@@ -389,7 +389,11 @@ impl Handler for CgiExecutor {
         let mut held = std::collections::VecDeque::from([head.rest]);
         let mut held_bytes = held[0].len();
         let mut eof = false;
-        while !body_done.is_done() && !(held_bytes >= cfg.head_hold_bytes && body_done.is_full()) {
+        loop {
+            let stuck = held_bytes >= cfg.head_hold_bytes && body_done.is_full();
+            if body_done.is_done() || stuck {
+                break;
+            }
             let reading = !eof && held_bytes < cfg.head_hold_bytes;
             tokio::select! {
                 () = body_done.changed() => {}
