@@ -11,8 +11,14 @@
 //! - `limit`: the running cap and queue of each root on each worker;
 //! - `spawn`: the process (posix_spawn, its own process group);
 //! - `process`: its supervisor (timeouts, SIGTERM/grace/SIGKILL to the group, reaping);
-//! - `pump`: stdin, stdout and stderr;
+//! - `pump`: stdin (through a bounded spool), stdout and stderr;
 //! - `head`: the RFC 3875 response head (CGI and NPH).
+//!
+//! The response head goes to the front end only once the request body is in (spooled), with
+//! up to `head_hold_bytes` of output held meanwhile: nginx stops sending a request body as
+//! soon as it has a response head (measured: a `git push` through nginx stalled until the
+//! body timeout), so a script that answers before reading all of its body (git-http-backend
+//! does) would otherwise never get the rest.
 //!
 //! The request's future owns the script: dropping it (an abort, a lost connection, a
 //! shutdown) ends the script's whole process group; so does dropping the response body.
