@@ -319,6 +319,14 @@ impl Handler for CgiExecutor {
         self.metrics.spawned(start.elapsed().as_secs_f64());
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let stderr_task = stderr.map(|stderr| {
+            AbortOnDrop(tokio::task::spawn_local(pump::log_stderr(
+                stderr,
+                who.clone(),
+                state.budget.clone(),
+                self.metrics.clone(),
+            )))
+        });
         let handle = process::supervise(
             child,
             Supervision {
@@ -327,16 +335,9 @@ impl Handler for CgiExecutor {
                 permit,
                 metrics: self.metrics.clone(),
                 label: who.clone(),
+                stderr: stderr_task,
             },
         );
-        if let Some(stderr) = stderr {
-            tokio::task::spawn_local(pump::log_stderr(
-                stderr,
-                who.clone(),
-                state.budget.clone(),
-                self.metrics.clone(),
-            ));
-        }
         let body_done = Rc::new(BodyDone::default());
         let feeder = match stdin {
             Some(stdin) => Some(AbortOnDrop(tokio::task::spawn_local(pump::feed(

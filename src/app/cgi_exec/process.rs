@@ -21,7 +21,11 @@ use tokio::process::Child;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
+use super::pump::AbortOnDrop;
 use crate::metrics::{CgiMetrics, CgiOutcome};
+
+/// How long the stderr task may still run once the script's group has ended.
+pub(super) const STDERR_DRAIN: Duration = Duration::from_millis(200);
 
 /// How often the sweep looks whether a process group is empty yet.
 pub(super) const SWEEP_POLL: Duration = Duration::from_millis(20);
@@ -144,6 +148,9 @@ pub(super) struct Supervision {
     pub(super) metrics: Rc<CgiMetrics>,
     /// For the log line at the end.
     pub(super) label: Rc<str>,
+    /// The task logging stderr: given [`STDERR_DRAIN`] after the group has ended, then
+    /// stopped (a process that left the group may hold the pipe open forever).
+    pub(super) stderr: Option<AbortOnDrop>,
 }
 
 /// Starts the supervisor of `child` (which must have been spawned in its own process group)
@@ -206,6 +213,9 @@ async fn run(mut child: Child, shared: Rc<Shared>, sup: Supervision) {
     shared.ended.notify_waiters();
     sweep(pgid, sup.grace).await;
     last_resort.armed = false;
+    if let Some(mut task) = sup.stderr {
+        let _ = tokio::time::timeout(STDERR_DRAIN, &mut task.0).await;
+    }
     tracing::debug!(script = %sup.label, pid = pgid, ?status, ?killed, "script ended");
     sup.metrics.script_ended(ending.outcome());
     drop(sup.permit);
