@@ -82,6 +82,8 @@ EOF
 }
 check "nginx/ringgate.conf (nginx -t)" nginx nginx_t main "$deploy/nginx/ringgate.conf"
 check "nginx/ringgate-pool.conf (nginx -t)" nginx nginx_t pool "$deploy/nginx/ringgate-pool.conf"
+check "nginx/ringgate-git.conf (nginx -t)" nginx nginx_t git "$deploy/nginx/ringgate-git.conf"
+check "nginx/ringgate-cgi-bin.conf (nginx -t)" nginx nginx_t cgi-bin "$deploy/nginx/ringgate-cgi-bin.conf"
 
 # --- HAProxy: a complete config; -dW turns warnings into errors --------------------------------
 check "haproxy/ringgate.cfg (haproxy -c)" haproxy haproxy -dW -c -f "$deploy/haproxy/ringgate.cfg"

@@ -1,5 +1,5 @@
 //! The application side: the [`Handler`] trait, the request and response types handlers
-//! see, and the built-in applications ([`demo`]). With the cargo feature `tower`, `tower`
+//! see, and the built-in applications ([`demo`], [`cgi_exec`]). With the cargo feature `tower`, `tower`
 //! serves any `tower::Service` (an axum `Router`, ...) as a handler.
 //!
 //! A request is an `http::Request<Body>` whose extensions carry the raw [`CgiVars`], the
@@ -9,6 +9,7 @@
 //! or streaming `http-body` 1.x body. Handlers run one instance per core and may be `!Send`.
 
 mod body;
+pub mod cgi_exec;
 pub mod demo;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -120,6 +121,24 @@ pub fn build_request(
     }
     ext.insert(new.vars);
     request
+}
+
+/// The FastCGI END_REQUEST appStatus of a response (0 without this extension): put one in
+/// the response's extensions and set it before the body ends (the CGI executor sends the
+/// script's exit status this way).
+#[derive(Clone, Debug, Default)]
+pub struct AppStatus(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AppStatus {
+    /// The status now.
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the status.
+    pub fn set(&self, status: u32) {
+        self.0.store(status, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A complete response body.

@@ -10,12 +10,14 @@
 //!
 //! This module never parses protocols and never does I/O on a worker thread.
 
+mod cgi;
 mod export;
 pub mod http;
 mod labels;
 pub mod names;
 mod worker;
 
+pub use cgi::{CgiMetrics, CgiOutcome, CgiRefusal};
 pub use export::{
     builder, describe, install, set_build_info, set_io_backend, InstallError, MetricsHandle,
     UPKEEP_INTERVAL,

@@ -153,6 +153,29 @@ metric_names! {
     /// Slab capacity (the configured bound). Labels: `worker`, `kind`.
     SLAB_CAPACITY = "ringgate_slab_capacity", Gauge, ["worker", "kind"],
         "Slab capacity, by worker and kind.";
+    /// CGI scripts running (spawned, their process group not yet ended). No labels.
+    CGI_SCRIPTS_RUNNING = "ringgate_cgi_scripts_running", Gauge, [],
+        "CGI scripts running across all workers.";
+    /// CGI scripts spawned. No labels.
+    CGI_SCRIPTS_SPAWNED_TOTAL = "ringgate_cgi_scripts_spawned_total", Counter, [],
+        "CGI scripts spawned.";
+    /// CGI scripts that ended. Labels: `outcome` (`ok`, `error_exit`, `signal`,
+    /// `killed_timeout`, `killed_abort`, `spawn_failure`).
+    CGI_SCRIPTS_ENDED_TOTAL = "ringgate_cgi_scripts_ended_total", Counter, ["outcome"],
+        "CGI scripts that ended, by outcome.";
+    /// CGI requests that ran no script. Labels: `reason` (`not_found`, `forbidden`,
+    /// `overloaded`).
+    CGI_REFUSALS_TOTAL = "ringgate_cgi_refusals_total", Counter, ["reason"],
+        "CGI requests that ran no script, by reason.";
+    /// Time to spawn a CGI script. No labels.
+    CGI_SPAWN_SECONDS = "ringgate_cgi_spawn_seconds", Histogram(DURATION_BUCKETS), [],
+        "Time to spawn a CGI script.";
+    /// Time a CGI request waited for a running slot. No labels.
+    CGI_QUEUE_WAIT_SECONDS = "ringgate_cgi_queue_wait_seconds", Histogram(DURATION_BUCKETS), [],
+        "Time CGI requests waited for a running slot.";
+    /// stderr lines of CGI scripts not logged because of the rate limit. No labels.
+    CGI_STDERR_SUPPRESSED_TOTAL = "ringgate_cgi_stderr_suppressed_total", Counter, [],
+        "stderr lines of CGI scripts not logged (rate limit).";
     /// Always 1; the `version` label carries the crate version.
     BUILD_INFO = "ringgate_build_info", Gauge, ["version"],
         "Build information; the value is always 1.";

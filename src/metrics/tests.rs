@@ -326,6 +326,10 @@ fn every_defined_metric_is_registered_with_its_labels() {
     let out = render_after(|_| {
         set_build_info();
         set_io_backend(IoBackend::Epoll);
+        // The CGI executor's handles (a built-in application's, made per worker too).
+        let cgi = super::CgiMetrics::new();
+        cgi.spawned(0.001);
+        cgi.queue_wait(0.0);
     });
     for def in names::ALL {
         let series: Vec<&str> = out

@@ -561,6 +561,24 @@ impl ResponseHeadDecoder {
     }
 }
 
+/// The status line an NPH script (RFC 3875 section 5) writes first, without its line end:
+/// `HTTP/1.1 200 OK`, `HTTP/1.0 404`, `HTTP/2 204 No Content`.
+pub fn parse_nph_status_line(line: &[u8]) -> Result<StatusCode, ResponseHeadError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let rest = line
+        .strip_prefix(b"HTTP/")
+        .ok_or(ResponseHeadError::Malformed)?;
+    let sp = rest
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(ResponseHeadError::Malformed)?;
+    let version = &rest[..sp];
+    if version.is_empty() || !version.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        return Err(ResponseHeadError::Malformed);
+    }
+    parse_status_line(trim_ows(&rest[sp + 1..]))
+}
+
 /// `NNN` or `NNN reason`.
 fn parse_status_line(value: &[u8]) -> Result<StatusCode, ResponseHeadError> {
     let code = value.get(..3).ok_or(ResponseHeadError::Malformed)?;

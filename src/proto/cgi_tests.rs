@@ -522,3 +522,22 @@ fn response_head_decoder_limit_is_exact() {
         ResponseHeadError::TooLarge { limit: n - 1 }
     );
 }
+
+#[test]
+fn nph_status_lines() {
+    assert_eq!(parse_nph_status_line(b"HTTP/1.1 200 OK\r").unwrap(), 200);
+    assert_eq!(parse_nph_status_line(b"HTTP/1.0 404").unwrap(), 404);
+    assert_eq!(
+        parse_nph_status_line(b"HTTP/2 204 No Content").unwrap(),
+        204
+    );
+    for bad in [
+        &b"HTTP/1.1"[..],
+        b"HTTX/1.1 200",
+        b"HTTP/1.1 20",
+        b"HTTP/x 200",
+        b"200 OK",
+    ] {
+        assert!(parse_nph_status_line(bad).is_err(), "{bad:?}");
+    }
+}

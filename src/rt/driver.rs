@@ -445,6 +445,7 @@ async fn run_request<E: Channel + 'static, H: Handler>(
         }
     };
     let (parts, mut body) = response.into_parts();
+    let app_status = parts.extensions.get::<crate::app::AppStatus>().cloned();
     let sent = conn
         .engine
         .borrow_mut()
@@ -476,7 +477,8 @@ async fn run_request<E: Channel + 'static, H: Handler>(
                 Err(_trailers) => Ok(()), // CGI responses cannot carry trailers.
             },
             Ok(None) => {
-                let _ = conn.engine.borrow_mut().finish(key, 0, now);
+                let status = app_status.as_ref().map_or(0, crate::app::AppStatus::get);
+                let _ = conn.engine.borrow_mut().finish(key, status, now);
                 conn.after();
                 return;
             }

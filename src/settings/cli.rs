@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, ByteSize, FileMode};
-use super::{IoMode, ListenAddr, MetricsSetting, Settings, SettingsError};
+use super::{CgiRoot, IoMode, ListenAddr, MetricsSetting, Settings, SettingsError};
 
 const ABOUT: &str = "Thread-per-core io_uring FastCGI/SCGI gateway";
 
@@ -27,6 +27,8 @@ Examples:
       settings from a file, with the worker count overridden
   ringgate --config /etc/ringgate/ringgate.toml --check-config
       check the file and print the effective settings
+  ringgate --fastcgi unix:/run/ringgate/cgi.sock --cgi /usr/lib/git-core --cgi-timeout 10m
+      run CGI scripts (here git-http-backend) for nginx, as fcgiwrap does
 
 Every option can also be set in the TOML file given with --config: each option's help ends
 with its file key (\"config: ...\"), and a command-line option wins over the file.
@@ -184,6 +186,65 @@ pub struct Cli {
     /// Size of each registered buffer. config: [buffers] size
     #[arg(long, value_name = "SIZE", help_heading = "Buffers")]
     pub buffers_size: Option<ByteSize>,
+
+    /// Run the CGI scripts beneath DIR (the executor fcgiwrap is for) instead of the demo.
+    /// Repeatable; replaces the file's [[cgi]] roots. config: [[cgi]] root = "DIR"
+    #[arg(long, value_name = "DIR", help_heading = "CGI scripts")]
+    pub cgi: Vec<PathBuf>,
+
+    /// Longest a CGI script may run in all (every root). config: [[cgi]] timeout
+    #[arg(long, value_name = "DURATION", help_heading = "CGI scripts", value_parser = parse_duration)]
+    pub cgi_timeout: Option<Duration>,
+
+    /// Longest a CGI script may take to write its response head; then 504.
+    /// config: [[cgi]] head_timeout
+    #[arg(long, value_name = "DURATION", help_heading = "CGI scripts", value_parser = parse_duration)]
+    pub cgi_head_timeout: Option<Duration>,
+
+    /// Longest a CGI script may go without writing output, or without taking request-body
+    /// bytes that wait for it. config: [[cgi]] idle_timeout
+    #[arg(long, value_name = "DURATION", help_heading = "CGI scripts", value_parser = parse_duration)]
+    pub cgi_idle_timeout: Option<Duration>,
+
+    /// Between SIGTERM and SIGKILL when a script's process group is ended.
+    /// config: [[cgi]] kill_grace
+    #[arg(long, value_name = "DURATION", help_heading = "CGI scripts", value_parser = parse_duration)]
+    pub cgi_kill_grace: Option<Duration>,
+
+    /// CGI scripts of one root running at once per worker. config: [[cgi]] max_running
+    #[arg(long, value_name = "N", help_heading = "CGI scripts")]
+    pub cgi_max_running: Option<usize>,
+
+    /// Requests waiting for a running slot per root and worker; more get 503.
+    /// config: [[cgi]] max_queued
+    #[arg(long, value_name = "N", help_heading = "CGI scripts")]
+    pub cgi_max_queued: Option<usize>,
+
+    /// Longest a request waits for a running slot; then 503. config: [[cgi]] queue_timeout
+    #[arg(long, value_name = "DURATION", help_heading = "CGI scripts", value_parser = parse_duration)]
+    pub cgi_queue_timeout: Option<Duration>,
+
+    /// Largest response head a script may write; more is a 502. config: [[cgi]] max_head_bytes
+    #[arg(long, value_name = "SIZE", help_heading = "CGI scripts")]
+    pub cgi_max_head_bytes: Option<ByteSize>,
+
+    /// Extra environment variable NAME=VALUE for every script (e.g.
+    /// GIT_PROJECT_ROOT=/srv/git). Repeatable. config: [[cgi]] env = { NAME = "VALUE" }
+    #[arg(long, value_name = "NAME=VALUE", help_heading = "CGI scripts", value_parser = parse_env_pair)]
+    pub cgi_env: Vec<(String, String)>,
+
+    /// Run scripts that are (or whose directory is) group- or world-writable.
+    /// config: [[cgi]] allow_writable = true
+    #[arg(long, help_heading = "CGI scripts")]
+    pub cgi_allow_writable: bool,
+}
+
+/// `NAME=VALUE`.
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.is_empty() => Ok((n.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}`: expected NAME=VALUE")),
+    }
 }
 
 /// Each option's default as `--help` shows it, read from the defaults in use.
@@ -220,6 +281,14 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
         ("drain_linger", time(t.drain_linger)),
         ("buffers_count", d.buffers.count.to_string()),
         ("buffers_size", size(d.buffers.size)),
+        ("cgi_timeout", time(CgiRoot::DEFAULT_TIMEOUT)),
+        ("cgi_head_timeout", time(CgiRoot::DEFAULT_HEAD_TIMEOUT)),
+        ("cgi_idle_timeout", time(CgiRoot::DEFAULT_IDLE_TIMEOUT)),
+        ("cgi_kill_grace", time(CgiRoot::DEFAULT_KILL_GRACE)),
+        ("cgi_max_running", CgiRoot::DEFAULT_MAX_RUNNING.to_string()),
+        ("cgi_max_queued", CgiRoot::DEFAULT_MAX_QUEUED.to_string()),
+        ("cgi_queue_timeout", time(CgiRoot::DEFAULT_QUEUE_TIMEOUT)),
+        ("cgi_max_head_bytes", size(CgiRoot::DEFAULT_MAX_HEAD_BYTES)),
     ]
 }
 
@@ -383,6 +452,26 @@ impl Cli {
         set(&mut t.drain_linger, self.drain_linger);
         set(&mut s.buffers.count, self.buffers_count);
         set(&mut s.buffers.size, bytes(self.buffers_size));
+        if !self.cgi.is_empty() {
+            // A relative DIR is taken from the current directory, as a shell user means it.
+            s.cgi = self
+                .cgi
+                .into_iter()
+                .map(|dir| CgiRoot::new(std::path::absolute(&dir).unwrap_or(dir)))
+                .collect();
+        }
+        for root in &mut s.cgi {
+            set(&mut root.timeout, self.cgi_timeout);
+            set(&mut root.head_timeout, self.cgi_head_timeout);
+            set(&mut root.idle_timeout, self.cgi_idle_timeout);
+            set(&mut root.kill_grace, self.cgi_kill_grace);
+            set(&mut root.max_running, self.cgi_max_running);
+            set(&mut root.max_queued, self.cgi_max_queued);
+            set(&mut root.queue_timeout, self.cgi_queue_timeout);
+            set(&mut root.max_head_bytes, bytes(self.cgi_max_head_bytes));
+            root.env.extend(self.cgi_env.iter().cloned());
+            root.allow_writable |= self.cgi_allow_writable;
+        }
         s
     }
 }

@@ -21,6 +21,8 @@
 //! params = "10s"         # humantime: "500ms", "30s", "2m"
 //! [buffers]
 //! count = 0              # registered buffers per worker (off by default)
+//! [[cgi]]                # CGI scripts (repeatable): the binary runs the executor
+//! root = "/usr/lib/git-core"
 //! ```
 //!
 //! Reading settings does no I/O beyond reading the file: user and group names are resolved,
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::app::cgi_exec::CgiRoot;
 pub use crate::channel::{Limits, Timeouts};
 pub use crate::rt::backend::IoMode;
 pub use crate::rt::bufpool::BufPoolConfig as Buffers;
@@ -86,6 +89,10 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// `[buffers]`: registered io_uring buffers per worker.
     pub buffers: Buffers,
+    /// `[[cgi]]`: roots of CGI scripts. When there is any, the `ringgate` binary serves the
+    /// CGI-script executor instead of its demo.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cgi: Vec<CgiRoot>,
 }
 
 impl Default for Settings {
@@ -102,6 +109,7 @@ impl Default for Settings {
                 count: bufpool::DEFAULT_BUFFER_COUNT,
                 size: bufpool::DEFAULT_BUFFER_SIZE,
             },
+            cgi: Vec::new(),
         }
     }
 }
@@ -340,6 +348,9 @@ impl Settings {
                 "[buffers] size = {}: must be between 1 byte and 1GiB",
                 self.buffers.size
             ));
+        }
+        for root in &self.cgi {
+            root.validate().map_err(SettingsError::Invalid)?;
         }
         Ok(())
     }

@@ -355,3 +355,60 @@ fn a_program_can_have_its_own_defaults_under_file_and_options() {
     assert!(help.contains("[default: off]"), "{help}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cgi_roots_from_the_file_and_the_command_line() {
+    let file = r#"
+        [[cgi]]
+        root = "/usr/lib/git-core"
+        timeout = "10m"
+        env = { GIT_PROJECT_ROOT = "/srv/git" }
+        rlimit_as = "1GiB"
+        [[cgi]]
+        root = "/srv/cgi-bin"
+    "#;
+    let s = cfg(&[], file).unwrap();
+    assert_eq!(s.cgi.len(), 2);
+    assert_eq!(s.cgi[0].timeout, Duration::from_secs(600));
+    assert_eq!(s.cgi[0].env["GIT_PROJECT_ROOT"], "/srv/git");
+    assert_eq!(s.cgi[0].rlimit_as, Some(1 << 30));
+    assert!(s.cgi[0].needs_pre_exec());
+    assert_eq!(s.cgi[1], CgiRoot::new("/srv/cgi-bin"));
+    assert!(!s.cgi[1].needs_pre_exec());
+    // Printed and read back unchanged (what --check-config shows).
+    assert_eq!(Settings::from_toml(&s.to_toml()).unwrap(), s);
+    // The options override every root's value; --cgi replaces the file's roots.
+    let s = cfg(&["--cgi-timeout", "3s", "--cgi-env", "A=b=c"], file).unwrap();
+    assert!(s.cgi.iter().all(|r| r.timeout == Duration::from_secs(3)));
+    assert_eq!(s.cgi[1].env["A"], "b=c");
+    let s = cfg(
+        &["--cgi", "/x", "--cgi", "/y", "--cgi-max-running", "2"],
+        file,
+    )
+    .unwrap();
+    assert_eq!(s.cgi.len(), 2);
+    assert_eq!(s.cgi[0].root, std::path::Path::new("/x"));
+    assert_eq!(s.cgi[1].max_running, 2);
+    assert_eq!(s.cgi[1].timeout, CgiRoot::DEFAULT_TIMEOUT);
+    // Without any root nothing is printed for them.
+    assert!(!Settings::default().to_toml().contains("[[cgi]]"));
+}
+
+#[test]
+fn cgi_values_are_checked_at_their_edges() {
+    // A relative root is refused in the file, made absolute on the command line.
+    assert!(cfg(&[], "[[cgi]]\nroot = \"relative/dir\"").is_err());
+    let s = cfg(&["--cgi", "relative/dir"], "").unwrap();
+    assert_eq!(
+        s.cgi[0].root,
+        std::env::current_dir().unwrap().join("relative/dir")
+    );
+    assert!(cfg(&["--cgi", "/x", "--cgi-max-running", "0"], "").is_err());
+    assert!(cfg(&["--cgi", "/x", "--cgi-max-running", "1"], "").is_ok());
+    assert!(cfg(&["--cgi", "/x", "--cgi-max-queued", "0"], "").is_ok());
+    assert!(cfg(&["--cgi", "/x", "--cgi-timeout", "0s"], "").is_err());
+    assert!(cfg(&["--cgi", "/x", "--cgi-max-head-bytes", "0"], "").is_err());
+    assert!(cfg(&[], "[[cgi]]\nroot = \"/x\"\nenv = { \"A=B\" = \"1\" }").is_err());
+    assert!(parse_toml("[[cgi]]\nroot = \"/x\"\nunknown = 1").is_err());
+    assert!(Cli::try_parse_from(["ringgate", "--cgi-env", "NOEQUALS"]).is_err());
+}

@@ -150,3 +150,22 @@ pub(crate) mod duration {
         s.serialize_str(&super::format_duration(*v))
     }
 }
+
+/// `#[serde(with = "opt_bytes")]` for an optional byte count (with `default` and
+/// `skip_serializing_if = "Option::is_none"`).
+pub(crate) mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ByteSize;
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        ByteSize::deserialize(d).map(|b| Some(b.0))
+    }
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => ByteSize(*v).serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The three pipes of a running script, each through a bounded buffer:
+//! - [`feed`]: the request body into stdin, as the connection delivers it (the connection
+//!   stops reading while the script does not take it), closing stdin exactly at the end of
+//!   the body. It runs as its own task so that output is read while input is written: a
+//!   script that answers before reading its body, or writes while it reads, never deadlocks.
+//! - [`Output`]: stdout, read in chunks of at most [`READ_CHUNK`] bytes only when the
+//!   response wants more (the driver pulls under the send-queue mark: backpressure up to the
+//!   script).
+//! - [`log_stderr`]: stderr lines to the log with the request's identity, rate-limited.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::process::{KillCause, Killer};
+use crate::app::Body;
+use crate::metrics::CgiMetrics;
+
+/// Most bytes read from a script's stdout at once (one response frame at most).
+pub(super) const READ_CHUNK: usize = 64 * 1024;
+/// Longest stderr line logged; the rest of a longer line is dropped.
+pub(super) const MAX_STDERR_LINE: usize = 4096;
+
+/// A task aborted when this is dropped.
+#[derive(Debug)]
+pub(super) struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Copies `first`, then the rest of `body`, into the script's stdin, then closes it.
+///
+/// The body is received into a spool of at most `max_spool` bytes while the script reads
+/// from it, so a front end (or a client) that sends the whole body before reading the
+/// response is not blocked by a script that answers while it reads (a `cat` echo), and the
+/// body is complete early (see [`BodyDone`]). Past `max_spool` the connection stops being read
+/// (backpressure). A script that takes nothing for `idle` while bytes wait is ended
+/// ([`KillCause::Timeout`]); one that closes its stdin (or exits) early has the rest of the
+/// body read and dropped.
+pub(super) async fn feed(
+    first: Bytes,
+    mut body: Body,
+    mut stdin: ChildStdin,
+    limits: FeedLimits,
+    script: Killer,
+    state: Rc<BodyDone>,
+) {
+    use bytes::Buf;
+    let _done = BodyDoneNow(state.clone());
+    let mut spool: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut spooled = first.len();
+    if !first.is_empty() {
+        spool.push_back(first);
+    }
+    let (mut receiving, mut open) = (true, true);
+    while receiving || (open && !spool.is_empty()) {
+        let can_receive = receiving && spooled < limits.max_spool;
+        state.set_full(receiving && !can_receive);
+        let front = spool.front().cloned().unwrap_or_default();
+        let writing = open && !front.is_empty();
+        tokio::select! {
+            frame = body.frame(), if can_receive => match frame {
+                None => {
+                    receiving = false;
+                    state.mark_done();
+                }
+                Some(Err(_)) => return, // The request is gone; its task ends the script.
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if open && !data.is_empty() {
+                            spooled += data.len();
+                            spool.push_back(data);
+                        }
+                    }
+                }
+            },
+            written = tokio::time::timeout(limits.idle, stdin.write(&front)), if writing => {
+                match written {
+                    Ok(Ok(n)) if n > 0 => {
+                        spooled -= n;
+                        if let Some(chunk) = spool.front_mut() {
+                            chunk.advance(n);
+                            if chunk.is_empty() {
+                                spool.pop_front();
+                            }
+                        }
+                    }
+                    // EPIPE (or nothing taken): the script no longer reads.
+                    Ok(_) => {
+                        open = false;
+                        spool.clear();
+                        spooled = 0;
+                    }
+                    Err(_) => {
+                        script.kill(KillCause::Timeout);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    drop(stdin);
+}
+
+/// The limits of [`feed`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FeedLimits {
+    /// Longest a script may take no input while some waits.
+    pub(super) idle: Duration,
+    /// Most body bytes held for the script.
+    pub(super) max_spool: usize,
+}
+
+/// Set once the request body has been read to its end (or will never be), so the response
+/// head may go to the front end (see `mod.rs`, "holding the head").
+#[derive(Debug, Default)]
+pub(super) struct BodyDone {
+    done: std::cell::Cell<bool>,
+    full: std::cell::Cell<bool>,
+    wake: tokio::sync::Notify,
+}
+
+impl BodyDone {
+    /// The whole body has been received.
+    pub(super) fn mark_done(&self) {
+        self.done.set(true);
+        self.wake.notify_waiters();
+    }
+
+    /// Whether the spool is full while more body is to come (the body cannot complete
+    /// before the script reads).
+    pub(super) fn set_full(&self, full: bool) {
+        if self.full.replace(full) != full {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// See [`BodyDone::set_full`].
+    pub(super) fn is_full(&self) -> bool {
+        self.full.get()
+    }
+
+    /// Waits until the body is done or the spool's state changes.
+    pub(super) async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Whether it is.
+    pub(super) fn is_done(&self) -> bool {
+        self.done.get()
+    }
+}
+
+/// Marks the body done when dropped (the feeding ended, however it ended; or there is no
+/// body to feed).
+pub(super) struct BodyDoneNow(pub(super) Rc<BodyDone>);
+
+impl Drop for BodyDoneNow {
+    fn drop(&mut self) {
+        self.0.full.set(false);
+        self.0.mark_done();
+    }
+}
+
+/// Why reading stdout stopped short.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OutputError {
+    /// The script wrote nothing for the idle timeout.
+    #[error("the script wrote nothing for {0:?}")]
+    Idle(Duration),
+    /// Reading the pipe failed.
+    #[error("reading the script's output: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A script's stdout.
+#[derive(Debug)]
+pub(super) struct Output {
+    stdout: ChildStdout,
+    idle: Duration,
+    buf: BytesMut,
+}
+
+impl Output {
+    /// Reads `stdout`, allowing `idle` between chunks.
+    pub(super) fn new(stdout: ChildStdout, idle: Duration) -> Self {
+        Self {
+            stdout,
+            idle,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next chunk, `None` at EOF.
+    pub(super) async fn read(&mut self) -> Result<Option<Bytes>, OutputError> {
+        match tokio::time::timeout(self.idle, self.read_unhurried()).await {
+            Ok(r) => r,
+            Err(_) => Err(OutputError::Idle(self.idle)),
+        }
+    }
+
+    /// The next chunk, `None` at EOF, without the idle timeout (the caller bounds the wait).
+    pub(super) async fn read_unhurried(&mut self) -> Result<Option<Bytes>, OutputError> {
+        self.buf.clear();
+        self.buf.resize(READ_CHUNK, 0);
+        let n = self.stdout.read(&mut self.buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+}
+
+/// The stderr log budget of one root on one worker: at most `per_second` lines a second.
+#[derive(Debug)]
+pub(super) struct StderrBudget {
+    per_second: u32,
+    window: Option<Instant>,
+    used: u32,
+    suppressed: u64,
+}
+
+impl StderrBudget {
+    /// A budget of `per_second` lines a second.
+    pub(super) fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: None,
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a line may be logged at `now`: `Some(n)` with the lines suppressed before it.
+    pub(super) fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            self.suppressed += 1;
+            return None;
+        }
+        self.used += 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Logs each stderr line of a script (at most [`MAX_STDERR_LINE`] bytes of it) as a warning
+/// with `who` (the request's identity), within `budget`.
+pub(super) async fn log_stderr(
+    mut stderr: ChildStderr,
+    who: Rc<str>,
+    budget: Rc<RefCell<StderrBudget>>,
+    metrics: Rc<CgiMetrics>,
+) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 4096];
+    let mut skipping = false;
+    let emit = |line: &[u8]| {
+        let allowed = budget.borrow_mut().allow(Instant::now());
+        match allowed {
+            Some(held) => {
+                let line = String::from_utf8_lossy(line);
+                let line = line.trim_end_matches('\r');
+                if held > 0 {
+                    tracing::warn!(script = %who, suppressed = held, "stderr: {line}");
+                } else {
+                    tracing::warn!(script = %who, "stderr: {line}");
+                }
+            }
+            None => metrics.stderr_suppressed(1),
+        }
+    };
+    loop {
+        let n = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &chunk[..n] {
+            if b == b'\n' {
+                if !skipping {
+                    emit(&buf);
+                }
+                buf.clear();
+                skipping = false;
+            } else if !skipping {
+                buf.push(b);
+                if buf.len() >= MAX_STDERR_LINE {
+                    emit(&buf);
+                    buf.clear();
+                    skipping = true;
+                }
+            }
+        }
+    }
+    if !buf.is_empty() && !skipping {
+        emit(&buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_budget_counts_what_it_holds_back() {
+        let mut b = StderrBudget::new(2);
+        let t0 = Instant::now();
+        assert_eq!(b.allow(t0), Some(0));
+        assert_eq!(b.allow(t0), Some(0));
+        assert_eq!(b.allow(t0), None);
+        assert_eq!(b.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(b.allow(t0 + Duration::from_secs(1)), Some(2));
+    }
+}

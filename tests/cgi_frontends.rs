@@ -1,0 +1,272 @@
+//! The CGI executor behind real nginx, configured with the snippets under `deploy/nginx/`
+//! (only the addresses and paths changed): `git push` and `git clone` of a repository with a
+//! 24 MB incompressible file over smart HTTP (nginx -> `ringgate --cgi /usr/lib/git-core` ->
+//! git-http-backend), byte-exact; and a generic /cgi-bin/ with PATH_INFO.
+//!
+//! A missing nginx or git skips a test with a printed reason, except under `CI=true`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::frontend::*;
+use support::*;
+
+/// Starts nginx with `deploy/nginx/SNIPPET`, its text edited by `edits` (from, to).
+fn nginx_with_snippet(server: &Server, snippet: &str, edits: &[(&str, String)]) -> FrontEnd {
+    let dir = server
+        .dir
+        .join(format!("nginx-{}", snippet.trim_end_matches(".conf")));
+    std::fs::create_dir_all(&dir).unwrap();
+    for params in ["fastcgi_params", "scgi_params"] {
+        std::fs::copy(Path::new("/etc/nginx").join(params), dir.join(params)).unwrap();
+    }
+    let mut text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/nginx")
+            .join(snippet),
+    )
+    .unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{snippet} no longer contains {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(dir.join(snippet), text).unwrap();
+    let http = free_port();
+    let d = dir.display();
+    let main = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n\
+         access_log off;\nclient_body_temp_path {d}/body;\nfastcgi_temp_path {d}/fastcgi;\n\
+         scgi_temp_path {d}/scgi;\nproxy_temp_path {d}/proxy;\nuwsgi_temp_path {d}/uwsgi;\n\
+         include {d}/{snippet};\n}}\n"
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, main.replace("@HTTP@", &http.to_string())).unwrap();
+    let child = Command::new(sbin("nginx"))
+        .args([
+            "-p",
+            &format!("{d}/"),
+            "-c",
+            conf.to_str().unwrap(),
+            "-e",
+            "stderr",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .expect("start nginx");
+    wait_http(
+        http_port(&text_port(edits)),
+        "nginx",
+        &dir.join("stderr.log"),
+    );
+    FrontEnd {
+        child,
+        http: http_port(&text_port(edits)),
+        dir,
+    }
+}
+
+/// The port the edits make nginx listen on.
+fn text_port(edits: &[(&str, String)]) -> String {
+    edits
+        .iter()
+        .find_map(|(from, to)| from.starts_with("listen").then(|| to.clone()))
+        .expect("a listen edit")
+}
+
+fn http_port(listen: &str) -> u16 {
+    listen
+        .trim_end_matches(';')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn git(dir: &Path, home: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn git_push_and_clone_through_nginx_and_git_http_backend() {
+    if !have("nginx") || !have("git") {
+        return;
+    }
+    let backend = Path::new("/usr/lib/git-core/git-http-backend");
+    if !backend.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "git-http-backend is required under CI"
+        );
+        eprintln!("skipping: {} is missing", backend.display());
+        return;
+    }
+    let server = Server::start(
+        "auto",
+        &["--cgi", "/usr/lib/git-core", "--cgi-timeout", "120s"],
+    );
+    let base = server.dir.join("git");
+    let (repos, work, clone, home) = (
+        base.join("repos"),
+        base.join("work"),
+        base.join("clone"),
+        base.join("home"),
+    );
+    for d in [&repos, &work, &home] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    git(&repos, &home, &["init", "--bare", "-q", "project.git"]);
+    git(
+        &repos.join("project.git"),
+        &home,
+        &["config", "http.receivepack", "true"],
+    );
+
+    let port = free_port();
+    let front = nginx_with_snippet(
+        &server,
+        "ringgate-git.conf",
+        &[
+            ("listen 8081;", format!("listen 127.0.0.1:{port};")),
+            (
+                "unix:/run/ringgate/cgi.sock",
+                format!("127.0.0.1:{}", server.fastcgi),
+            ),
+            ("/srv/git", repos.display().to_string()),
+        ],
+    );
+    let url = format!("http://127.0.0.1:{}/git/project.git", front.http);
+
+    let big = pattern(24 << 20);
+    std::fs::write(work.join("big.bin"), &big).unwrap();
+    std::fs::write(work.join("README"), "hello\n").unwrap();
+    git(&work, &home, &["init", "-q"]);
+    git(&work, &home, &["add", "."]);
+    git(&work, &home, &["commit", "-q", "-m", "first"]);
+    git(&work, &home, &["push", "-q", &url, "main"]);
+    git(
+        &base,
+        &home,
+        &["clone", "-q", &url, clone.to_str().unwrap()],
+    );
+    let cloned = std::fs::read(clone.join("big.bin")).unwrap();
+    assert_eq!(cloned.len(), big.len());
+    assert!(cloned == big, "the cloned file differs");
+    git(&clone, &home, &["fsck", "--strict"]);
+    server.wait_metric(r#"ringgate_cgi_scripts_ended_total{outcome="ok"}"#, |v| {
+        v >= 4.0
+    });
+    drop(front);
+}
+
+#[test]
+fn a_cgi_bin_behind_nginx() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let www = temp_dir("cgi-www");
+    let bin = www.join("cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in [&www, &bin] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let script: PathBuf = bin.join("hello.pl");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\n\";\nprint \"PATH_INFO=$ENV{PATH_INFO}\\nQUERY=$ENV{QUERY_STRING}\\n\";\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start("auto", &["--cgi", bin.to_str().unwrap()]);
+    let port = free_port();
+    let front = nginx_with_snippet(
+        &server,
+        "ringgate-cgi-bin.conf",
+        &[
+            ("listen 8082;", format!("listen 127.0.0.1:{port};")),
+            (
+                "unix:/run/ringgate/cgi.sock",
+                format!("127.0.0.1:{}", server.fastcgi),
+            ),
+            ("root /srv/www;", format!("root {};", www.display())),
+        ],
+    );
+    let (status, body) = curl(front.http, "/cgi-bin/hello.pl/extra/path?x=1", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "PATH_INFO=/extra/path\nQUERY=x=1\n"
+    );
+    assert_eq!(curl(front.http, "/cgi-bin/missing.pl", &[]).0, 404);
+    // A 32 MiB echo through nginx: the body is in before the head goes out.
+    let cat = bin.join("cat.sh");
+    std::fs::write(
+        &cat,
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cat, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = pattern(32 << 20);
+    let file = www.join("body.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (status, echoed) = curl(
+        front.http,
+        "/cgi-bin/cat.sh",
+        &["--data-binary", &format!("@{}", file.display())],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        echoed == data,
+        "the echo through nginx differs ({} bytes)",
+        echoed.len()
+    );
+    assert_eq!(
+        curl(
+            front.http,
+            "/cgi-bin/../cgi-bin/hello.pl",
+            &["--path-as-is"]
+        )
+        .0,
+        200
+    );
+    drop(front);
+    let _ = std::fs::remove_dir_all(www);
+}
