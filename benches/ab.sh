@@ -1,0 +1,25 @@
+#!/bin/bash
+# A/B of ringgate builds (or of the demo against an example): server CPU per request and
+# throughput of /hello, one worker pinned to core 0, ringgate-load pinned to core 1, rounds
+# interleaved. Usage (after cargo build --release -p ringgate-load):
+#   bash benches/ab.sh epoll 3 "-c 4 -d 16 -k" demo=target/release/ringgate \
+#       axum=target/release/examples/axum
+io=$1; rounds=$2; load=$3; shift 3
+port=9400
+for r in $(seq 1 $rounds); do
+  for spec in "$@"; do
+    name=${spec%%=*}; bin=${spec#*=}
+    taskset -c 0 $bin --io $io --workers 1 --no-pin --fastcgi 127.0.0.1:$port --scgi 127.0.0.1:$((port+1)) --no-metrics > /dev/null 2>&1 &
+    pid=$!; sleep 0.5
+    t0=$(awk '{print $14+$15}' /proc/$pid/stat)
+    out=$(taskset -c 1 $(dirname "${BASH_SOURCE[0]}")/../target/release/ringgate-load -t fastcgi://127.0.0.1:$port $load --duration 4s 2>&1)
+    t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+    kill $pid; wait $pid 2>/dev/null
+    reqs=$(echo "$out" | grep -oE '[0-9]+ requests' | head -1 | cut -d' ' -f1)
+    rps=$(echo "$out" | grep -oE '[0-9.]+k? req/s' | head -1)
+    p99=$(echo "$out" | grep -oE 'p99[ =:]+[0-9.]+ ?[mµu]s' | head -1)
+    cpu_us=$(python3 -c "print(round(($t1-$t0)*10000/max(1,${reqs:-0}),2))")
+    echo "$name round $r: $rps $p99 server CPU ${cpu_us} us/req ($reqs requests)"
+    port=$((port+2))
+  done
+done
