@@ -4,6 +4,7 @@
 //! requests on their way. Each attack ends with the same checks: the in-flight gauge is back
 //! at 0, memory stayed under a stated bound, and `/hello` is still answered.
 
+#[macro_use]
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
@@ -324,17 +325,6 @@ fn drain_answers_requests_already_sent(io: &str) {
         .wait_exit(Duration::from_secs(10))
         .expect("exits after draining");
     assert!(status.success(), "{}", server.stderr());
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring") })*
-        }
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll") })*
-        }
-    };
 }
 
 both_backends!(

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `ringgate` binary and its demo application over TCP and Unix
 //! sockets, each run once with `--io uring` and once with `--io epoll`.
 
+#[macro_use]
 mod support;
 
 use std::io::Write;
@@ -379,17 +380,6 @@ fn worker_in_flight_limit_refuses_with_overloaded_and_503(io: &str) {
         server.fcgi().call(1, false, "GET", "/hello", b"").http().0,
         200
     );
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring") })*
-        }
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll") })*
-        }
-    };
 }
 
 both_backends!(

@@ -16,39 +16,13 @@ set -euo pipefail
 
 bin=$1
 fe=$2
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-deploy=$root/deploy
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL $fe: $*" >&2
-    for log in "$work"/*.log; do
-        echo "--- $log" >&2
-        tail -n 30 "$log" >&2
-    done
-    exit 1
-}
-
-wait_port() { # wait_port PORT
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    fail "nothing listens on 127.0.0.1:$1"
-}
+name=$fe
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 metric() { # metric SERIES: its value in ringgate's /metrics
     curl -sf http://127.0.0.1:9500/metrics | awk -v s="$1" '$1 == s { print $2 }'
 }
-
-ip link set lo up
 
 "$bin" --workers 2 >"$work/ringgate.log" 2>&1 &
 pids+=($!)
@@ -59,30 +33,12 @@ wait_port 9500
 scgi=yes
 case $fe in
 nginx)
-    mkdir -p "$work/nginx"
-    chmod 0755 "$work" && chmod 0777 "$work/nginx" # the workers run as www-data
-    # The snippet includes fastcgi_params/scgi_params relative to the main file's directory.
-    cp /etc/nginx/fastcgi_params /etc/nginx/scgi_params /etc/nginx/mime.types "$work/"
-    cat >"$work/nginx.conf" <<EOF
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    scgi_temp_path $work/nginx/scgi;
-    proxy_temp_path $work/nginx/proxy;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    include mime.types;
-    include $deploy/nginx/ringgate.conf;
-}
-EOF
-    nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 &
+    start_nginx "$deploy/nginx/ringgate.conf"
     ;;
 haproxy)
     scgi=no
     haproxy -f "$deploy/haproxy/ringgate.cfg" -db >"$work/haproxy.log" 2>&1 &
+    pids+=($!)
     ;;
 apache)
     mods=/usr/lib/apache2/modules
@@ -102,6 +58,7 @@ ServerName localhost
 Include $deploy/apache/ringgate.conf
 EOF
     apache2 -f "$work/apache.conf" -DFOREGROUND >"$work/apache.log" 2>&1 &
+    pids+=($!)
     ;;
 lighttpd)
     mkdir -p "$work/www"
@@ -114,17 +71,18 @@ server.errorlog = "$work/lighttpd-error.log"
 include "$deploy/lighttpd/ringgate.conf"
 EOF
     lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
+    pids+=($!)
     ;;
 caddy)
     scgi=no
     HOME=$work XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work \
         caddy run --adapter caddyfile --config "$deploy/caddy/Caddyfile" >"$work/caddy.log" 2>&1 &
+    pids+=($!)
     ;;
 *)
     fail "unknown front end"
     ;;
 esac
-pids+=($!)
 
 ports=(8080)
 [[ $scgi == yes ]] && ports+=(8081)

@@ -17,34 +17,10 @@ set -euo pipefail
 
 bin=$1
 lb=$2
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-deploy=$root/deploy
-work=$(mktemp -d)
-chmod 0755 "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL pool $lb: $*" >&2
-    for log in "$work"/*.log; do
-        echo "--- $log" >&2
-        grep -v "GET /hello" "$log" | tail -n 20 >&2
-    done
-    exit 1
-}
-wait_addr() { # wait_addr HOST PORT
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    fail "nothing listens on $1:$2"
-}
+name="pool $lb"
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ip link set lo up
 for i in 1 2 3; do ip addr add "10.0.0.1$i/32" dev lo; done
 
 declare -A member
@@ -63,32 +39,13 @@ start_lb() {
     case $lb in
     haproxy)
         haproxy -f "$deploy/haproxy/ringgate-pool.cfg" -db >"$work/lb.log" 2>&1 &
+        pids+=($!)
         ;;
     nginx)
-        mkdir -p "$work/nginx"
-        chmod 0777 "$work/nginx"
-        cp /etc/nginx/fastcgi_params /etc/nginx/mime.types "$work/"
-        cat >"$work/nginx.conf" <<EOF
-pid $work/nginx.pid;
-error_log $work/lb.log warn;
-worker_processes 1;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    scgi_temp_path $work/nginx/scgi;
-    proxy_temp_path $work/nginx/proxy;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    include mime.types;
-    include $deploy/nginx/ringgate-pool.conf;
-}
-EOF
-        nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 &
+        start_nginx "$deploy/nginx/ringgate-pool.conf"
         ;;
     *) fail "unknown load balancer" ;;
     esac
-    pids+=($!)
     wait_addr 127.0.0.1 8080
 }
 

@@ -12,34 +12,10 @@
 set -euo pipefail
 
 bin=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-units=$root/deploy/systemd
-work=$(mktemp -d)
-chmod 0755 "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL systemd: $*" >&2
-    for log in "$work"/*.log; do
-        echo "--- $log" >&2
-        tail -n 30 "$log" >&2
-    done
-    exit 1
-}
-wait_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    fail "nothing listens on 127.0.0.1:$1"
-}
-
-ip link set lo up
+name=systemd
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+units=$deploy/systemd
 
 # key FILE KEY: every value of KEY= in a unit file.
 key() { sed -n "s/^$2=//p" "$1"; }
@@ -68,26 +44,7 @@ pids+=($rg)
 wait_port 9000
 wait_port 9001
 
-mkdir -p "$work/nginx"
-chmod 0777 "$work/nginx"
-cp /etc/nginx/fastcgi_params /etc/nginx/scgi_params /etc/nginx/mime.types "$work/"
-cat >"$work/nginx.conf" <<EOF
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    scgi_temp_path $work/nginx/scgi;
-    proxy_temp_path $work/nginx/proxy;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    include mime.types;
-    include $root/deploy/nginx/ringgate.conf;
-}
-EOF
-nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 &
-pids+=($!)
+start_nginx "$deploy/nginx/ringgate.conf"
 wait_port 8080
 wait_port 8081
 

@@ -9,6 +9,20 @@ pub mod frontend;
 pub mod process;
 pub mod program;
 
+/// `both_backends!(test_fn, ...)`: one `#[test]` per function and backend, in modules `uring`
+/// and `epoll`, each calling `test_fn("uring")` or `test_fn("epoll")`.
+#[allow(unused_macros)] // Only the test binaries that run on both backends use it.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+    };
+}
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
