@@ -90,10 +90,26 @@ impl Server {
 
     /// [`Server::start`] with the server's open-file limit set to `nofile` (soft and hard).
     pub fn start_with(io: &str, extra: &[&str], nofile: Option<u64>) -> Server {
+        Self::spawn(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ringgate")),
+            io,
+            extra,
+            nofile,
+        )
+    }
+
+    /// Starts `program` (the `ringgate` binary, or a program that takes its options) as
+    /// [`Server::start_with`] describes.
+    pub fn spawn(
+        program: &std::path::Path,
+        io: &str,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Server {
         let dir = temp_dir(&format!("{io}-{}", free_port()));
         let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
         let log = dir.join("server.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+        let mut cmd = Command::new(program);
         cmd.args(["--io", io]);
         if !extra.contains(&"--workers") {
             cmd.args(["--workers", "2"]);
@@ -130,7 +146,9 @@ impl Server {
                 });
             }
         }
-        let child = cmd.spawn().expect("start ringgate");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
         let server = Server {
             child,
             fastcgi,

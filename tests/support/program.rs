@@ -2,9 +2,9 @@
 //! examples (`examples/*.rs`), found next to the test binary and built when missing.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{free_port, temp_dir, Server};
+use super::Server;
 
 /// The path of example `name`, built (with every feature) first: `cargo test` builds the
 /// examples, but `cargo test --test NAME` does not, and a stale one would be tested.
@@ -35,35 +35,6 @@ pub fn example(name: &str) -> PathBuf {
 impl Server {
     /// Like [`Server::start`], with `program` instead of the `ringgate` binary.
     pub fn start_program(program: &std::path::Path, io: &str, extra: &[&str]) -> Server {
-        let dir = temp_dir(&format!("{io}-{}", free_port()));
-        let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
-        let log = dir.join("server.log");
-        let mut cmd = Command::new(program);
-        cmd.args(["--io", io, "--workers", "2"])
-            .args(["--fastcgi", &format!("127.0.0.1:{fastcgi}")])
-            .args(["--scgi", &format!("127.0.0.1:{scgi}")])
-            .arg("--fastcgi")
-            .arg(format!("unix:{}", dir.join("fcgi.sock").display()))
-            .arg("--scgi")
-            .arg(format!("unix:{}", dir.join("scgi.sock").display()))
-            .args(["--metrics", &format!("127.0.0.1:{metrics}")])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.join("server.err")).unwrap());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let server = Server {
-            child,
-            fastcgi,
-            scgi,
-            metrics,
-            dir,
-            log,
-        };
-        server.wait_ready();
-        server
+        Self::spawn(program, io, extra, None)
     }
 }
