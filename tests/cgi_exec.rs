@@ -484,8 +484,7 @@ fn a_lost_connection_kills_the_whole_process_group_on_epoll_too() {
         RecordType::STDOUT
     );
     let (pid, kid) = (read_pid(&me), read_pid(&kid));
-    // A reset connection (a front end that went away). A plain FIN is a half-close, after
-    // which FastCGI still delivers responses: an idle script then ends at its idle timeout.
+    // A reset connection (a front end that went away; a plain FIN is tested above).
     socket2::SockRef::from(&conn.stream)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
@@ -495,6 +494,77 @@ fn a_lost_connection_kills_the_whole_process_group_on_epoll_too() {
         Duration::from_secs(5),
         || gone(pid) && gone(kid),
     );
+}
+
+/// A script that writes its pid and then waits silently (no head, no output).
+fn silent_script(root: &Root, name: &str) -> (PathBuf, PathBuf) {
+    let pid_file = root.dir.join(format!("{name}.pid"));
+    let script = root.script(
+        &format!("{name}.sh"),
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 1000\n",
+            pid_file.display()
+        ),
+    );
+    (script, pid_file)
+}
+
+fn a_close_from_the_front_end_ends_a_silent_script(io: &str) {
+    let root = Root::new(&format!("fin-{io}"));
+    let (script, pid_file) = silent_script(&root, "silent");
+    let server = root.start_on(io, &["--cgi-timeout", "60s", "--cgi-kill-grace", "500ms"]);
+    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
+    let mut conn = FcgiConn::new(stream);
+    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let pid = read_pid(&pid_file);
+    // What nginx does when its client leaves: close(2), a plain FIN, nothing unread.
+    drop(conn);
+    wait_for("the silent script to end", Duration::from_secs(5), || {
+        gone(pid)
+    });
+    server.wait_metric(
+        r#"ringgate_cgi_scripts_ended_total{outcome="killed_abort"}"#,
+        |v| v >= 1.0,
+    );
+    server.wait_metric("ringgate_cgi_scripts_running", |v| v == 0.0);
+    assert!(server
+        .stderr()
+        .contains("the front end closed the connection"));
+}
+
+#[test]
+fn a_close_from_the_front_end_ends_a_silent_script_on_io_uring() {
+    a_close_from_the_front_end_ends_a_silent_script("auto");
+}
+
+#[test]
+fn a_close_from_the_front_end_ends_a_silent_script_on_epoll() {
+    a_close_from_the_front_end_ends_a_silent_script("epoll");
+}
+
+#[test]
+fn with_stop_on_close_off_a_half_closing_front_end_still_gets_its_answer() {
+    let root = Root::new("fin-off");
+    let script = root.script(
+        "late.sh",
+        "#!/bin/sh\nsleep 1\nprintf 'Content-Type: text/plain\\n\\nlate\\n'\n",
+    );
+    let config = root.dir.join("cgi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cgi]]\nroot = \"{}\"\nstop_on_close = false\n",
+            root.path()
+        ),
+    )
+    .unwrap();
+    let server = Server::start("auto", &["--config", config.to_str().unwrap()]);
+    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
+    let mut conn = FcgiConn::new(stream);
+    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    tcp_half_close(&conn.stream);
+    let response = conn.responses(&[1]).remove(&1).unwrap();
+    assert_eq!(response.http(), (200, b"late\n".to_vec()));
 }
 
 #[test]
@@ -814,4 +884,63 @@ print "\nread=$n\n";
     assert_eq!(status, 200);
     assert!(out.ends_with(format!("\nread={}\n", 8 << 20).as_bytes()));
     assert_eq!(out.len(), (2 << 20) + format!("\nread={}\n", 8 << 20).len());
+}
+
+// --- 6. Observability ------------------------------------------------------------------------
+
+const STDERR_SCRIPT: &str =
+    "#!/bin/sh\necho 'first warning' >&2\nprintf 'Content-Type: text/plain\\n\\nok\\n'\necho 'second warning' >&2\nexit 3\n";
+
+#[test]
+fn stderr_goes_to_the_front_end_as_fcgi_stderr_when_configured() {
+    let root = Root::new("stderr-fcgi");
+    let script = root.script("warn.sh", STDERR_SCRIPT);
+    let server = root.start(&["--cgi-stderr", "fastcgi"]);
+    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
+    let mut conn = FcgiConn::new(stream);
+    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let (mut stdout, mut stderr, mut stderr_ended) = (Vec::new(), Vec::new(), false);
+    let end = loop {
+        let r = conn.record().unwrap().expect("records up to END_REQUEST");
+        match r.record_type {
+            RecordType::STDOUT => stdout.extend_from_slice(&r.content),
+            RecordType::STDERR if r.content.is_empty() => stderr_ended = true,
+            RecordType::STDERR => {
+                assert!(!stderr_ended, "STDERR data after the end of the stream");
+                stderr.extend_from_slice(&r.content);
+            }
+            RecordType::END_REQUEST => break r,
+            other => panic!("unexpected record {other:?}"),
+        }
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&stderr),
+        "first warning\nsecond warning\n"
+    );
+    assert!(
+        stderr_ended,
+        "the STDERR stream must end before END_REQUEST"
+    );
+    assert!(String::from_utf8_lossy(&stdout).ends_with("\r\n\r\nok\n"));
+    let end = ringgate::proto::fastcgi::EndRequest::parse(&end.content).unwrap();
+    assert_eq!(end.app_status, 3, "the exit status is the appStatus");
+    assert!(!server.stderr().contains("first warning"), "not logged too");
+}
+
+#[test]
+fn stderr_is_logged_by_default_with_the_requests_identity() {
+    let root = Root::new("stderr-log");
+    let script = root.script("warn.sh", STDERR_SCRIPT);
+    let server = root.start(&[]);
+    let response = call(&server, "GET", &script, b"", &[]);
+    assert!(response.stderr.is_empty(), "no FCGI_STDERR by default");
+    assert_eq!(response.http(), (200, b"ok\n".to_vec()));
+    wait_for(
+        "the stderr lines in the log",
+        Duration::from_secs(5),
+        || {
+            let log = server.stderr();
+            log.contains("second warning") && log.contains("GET /cgi-bin/script")
+        },
+    );
 }

@@ -270,3 +270,98 @@ fn a_cgi_bin_behind_nginx() {
     drop(front);
     let _ = std::fs::remove_dir_all(www);
 }
+
+#[test]
+fn a_client_that_leaves_ends_its_script_and_stderr_reaches_the_nginx_log() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let www = temp_dir("cgi-leave");
+    let bin = www.join("cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in [&www, &bin] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let pid_file = www.join("silent.pid");
+    let scripts = [
+        (
+            "silent.sh",
+            format!(
+                "#!/bin/sh\necho $$ > {}\nexec sleep 1000\n",
+                pid_file.display()
+            ),
+        ),
+        (
+            "warn.sh",
+            "#!/bin/sh\necho 'disk almost full' >&2\nprintf 'Content-Type: text/plain\\n\\nok\\n'\n"
+                .to_owned(),
+        ),
+    ];
+    for (name, text) in scripts {
+        std::fs::write(bin.join(name), text).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = Server::start(
+        "auto",
+        &[
+            "--cgi",
+            bin.to_str().unwrap(),
+            "--cgi-timeout",
+            "60s",
+            "--cgi-kill-grace",
+            "500ms",
+            "--cgi-stderr",
+            "fastcgi",
+        ],
+    );
+    let port = free_port();
+    let front = nginx_with_snippet(
+        &server,
+        "ringgate-cgi-bin.conf",
+        &[
+            ("listen 8082;", format!("listen 127.0.0.1:{port};")),
+            (
+                "unix:/run/ringgate/cgi.sock",
+                format!("127.0.0.1:{}", server.fastcgi),
+            ),
+            ("root /srv/www;", format!("root {};", www.display())),
+        ],
+    );
+    // The client gives up after a second; nginx closes its FastCGI connection, and the
+    // script, which never wrote a thing, must end with it.
+    let gave_up = Command::new("curl")
+        .args(["-sS", "--max-time", "1", "-o", "/dev/null"])
+        .arg(format!("http://127.0.0.1:{}/cgi-bin/silent.sh", front.http))
+        .status()
+        .unwrap();
+    assert_eq!(gave_up.code(), Some(28), "curl should time out");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script outlived its client by 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.wait_metric(
+        r#"ringgate_cgi_scripts_ended_total{outcome="killed_abort"}"#,
+        |v| v >= 1.0,
+    );
+    // stderr as FCGI_STDERR: nginx writes it to its error log.
+    assert_eq!(
+        curl(front.http, "/cgi-bin/warn.sh", &[]),
+        (200, b"ok\n".to_vec())
+    );
+    let log = std::fs::read_to_string(front.dir.join("error.log")).unwrap_or_default();
+    assert!(
+        log.contains("FastCGI sent in stderr") && log.contains("disk almost full"),
+        "nginx's error log: {log}"
+    );
+    drop(front);
+    let _ = std::fs::remove_dir_all(www);
+}

@@ -5,12 +5,14 @@
 //! A request is an `http::Request<Body>` whose extensions carry the raw [`CgiVars`], the
 //! FastCGI [`Role`], the [`RequestInfo`] (server and remote address, https) and, for the
 //! FILTER role, the [`FilterInfo`]; the FILTER role's DATA stream comes with the body
-//! ([`Body::take_filter_data`]). A response is an `http::Response<ResponseBody>` with a full
-//! or streaming `http-body` 1.x body. Handlers run one instance per core and may be `!Send`.
+//! ([`Body::take_filter_data`]); a handler that asks for it also gets a [`Peer`]. A response
+//! is an `http::Response<ResponseBody>` with a full or streaming `http-body` 1.x body.
+//! Handlers run one instance per core and may be `!Send`.
 
 mod body;
 pub mod cgi_exec;
 pub mod demo;
+mod peer;
 #[cfg(feature = "tower")]
 pub mod tower;
 
@@ -24,6 +26,7 @@ pub use crate::channel::{FilterInfo, Protocol};
 pub use crate::proto::cgi::CgiVars;
 pub use crate::proto::fastcgi::Role;
 pub use body::{Body, BodyError, BodySource};
+pub use peer::{Peer, StderrError, STDERR_QUEUE_BYTES};
 
 /// Errors a handler or a response body may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -49,6 +52,12 @@ pub trait Handler: 'static {
         &self,
         request: http::Request<Body>,
     ) -> impl Future<Output = Result<http::Response<ResponseBody>, BoxError>>;
+
+    /// Whether each request should carry a [`Peer`] in its extensions (error output to the
+    /// front end, word of its closing). Off by default: it costs an allocation per request.
+    fn uses_peer(&self) -> bool {
+        false
+    }
 }
 
 /// Makes one [`Handler`] per worker thread.

@@ -61,6 +61,8 @@ struct Request {
     stdin: InputBuffer,
     data: InputBuffer,
     output: Output,
+    /// STDERR records were sent: the stream gets its end record when the request ends.
+    stderr_sent: bool,
 }
 
 impl Request {
@@ -317,6 +319,7 @@ impl FastCgiEngine {
                 InputBuffer::ended()
             },
             output: Output::Head,
+            stderr_sent: false,
         });
         self.ids.push((id, slot));
         self.stat(Stat::ConnectionConcurrency {
@@ -626,8 +629,12 @@ impl Channel for FastCgiEngine {
 
     fn send_stderr(&mut self, key: RequestKey, data: &[u8]) -> Result<(), ApiError> {
         let slot = self.lookup(key)?;
-        let id = self.requests[slot].id;
-        encode_stream(self.out.buf(), RecordType::STDERR, id, data);
+        if data.is_empty() {
+            return Ok(()); // An empty record would end the stream.
+        }
+        let req = &mut self.requests[slot];
+        req.stderr_sent = true;
+        encode_stream(self.out.buf(), RecordType::STDERR, req.id, data);
         Ok(())
     }
 
@@ -650,6 +657,9 @@ impl Channel for FastCgiEngine {
             }
         };
         encode_stream_end(self.out.buf(), RecordType::STDOUT, id);
+        if self.requests[slot].stderr_sent {
+            encode_stream_end(self.out.buf(), RecordType::STDERR, id);
+        }
         self.end_request(id, app_status, ProtocolStatus::REQUEST_COMPLETE);
         let duration = now.saturating_duration_since(self.requests[slot].started);
         self.stat(Stat::RequestFinished {

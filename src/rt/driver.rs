@@ -22,10 +22,10 @@ use slab::Slab;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::app::{build_request, Body, BodyError, BodySource, Handler};
+use crate::app::{build_request, Body, BodyError, BodySource, Handler, Peer};
 use crate::channel::{
-    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, Rejection,
-    RequestKey, Stat, Timeouts,
+    AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, Protocol,
+    Rejection, RequestKey, Stat, Timeouts,
 };
 use crate::metrics::{ListenerLabel, SendMode, SlabKind, WorkerMetrics};
 
@@ -197,6 +197,8 @@ struct RequestSlot {
     task: Option<JoinHandle<()>>,
     readers: [Option<Waker>; 2],
     writable: Rc<Notify>,
+    /// The request's [`Peer`], for handlers that use one.
+    peer: Option<Peer>,
 }
 
 struct Conn<E, H> {
@@ -350,9 +352,15 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 .reject(key, Rejection::Overloaded, now());
             return;
         };
+        let peer = self
+            .worker
+            .handler
+            .uses_peer()
+            .then(|| Peer::new(new.protocol == Protocol::FastCgi));
         let guard = RequestGuard {
             conn: self.clone(),
             key,
+            peer: peer.clone(),
             _in_flight: in_flight,
         };
         let length = new.head.content_length;
@@ -372,7 +380,10 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
             };
             Body::stream(source, f.data_length)
         });
-        let request = build_request(new, body, data);
+        let mut request = build_request(new, body, data);
+        if let Some(peer) = &peer {
+            request.extensions_mut().insert(peer.clone());
+        }
         let writable = Rc::new(Notify::new());
         self.requests.borrow_mut().insert(
             key,
@@ -380,6 +391,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 task: None,
                 readers: [None, None],
                 writable: writable.clone(),
+                peer,
             },
         );
         let task = tokio::task::spawn_local(run_request(guard, request, writable));
@@ -408,11 +420,15 @@ fn stream_index(stream: InputStream) -> usize {
 struct RequestGuard<E: Channel + 'static, H: Handler> {
     conn: Rc<Conn<E, H>>,
     key: RequestKey,
+    peer: Option<Peer>,
     _in_flight: InFlight<H>,
 }
 
 impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
+        if let Some(peer) = &self.peer {
+            peer.end();
+        }
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
             requests.remove(&self.key);
         }
@@ -425,9 +441,16 @@ async fn run_request<E: Channel + 'static, H: Handler>(
     writable: Rc<Notify>,
 ) {
     let (conn, key) = (guard.conn.clone(), guard.key);
+    let stderr = StderrForward {
+        conn: &conn,
+        key,
+        writable: &writable,
+        peer: guard.peer.as_ref(),
+    };
     let handler = conn.worker.handler.clone();
     let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-    let response = match tokio::time::timeout(conn.worker.handler_timeout, call).await {
+    let call = stderr.beside(tokio::time::timeout(conn.worker.handler_timeout, call));
+    let response = match call.await {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(error))) => {
             tracing::warn!(%error, "handler failed");
@@ -469,7 +492,9 @@ async fn run_request<E: Channel + 'static, H: Handler>(
             }
             writable.notified().await;
         }
-        let frame = AssertUnwindSafe(body.frame()).catch_unwind().await;
+        let frame = stderr
+            .beside(AssertUnwindSafe(body.frame()).catch_unwind())
+            .await;
         let now = now();
         let result = match frame {
             Ok(Some(Ok(frame))) => match frame.into_data() {
@@ -477,6 +502,7 @@ async fn run_request<E: Channel + 'static, H: Handler>(
                 Err(_trailers) => Ok(()), // CGI responses cannot carry trailers.
             },
             Ok(None) => {
+                stderr.flush();
                 let status = app_status.as_ref().map_or(0, crate::app::AppStatus::get);
                 let _ = conn.engine.borrow_mut().finish(key, status, now);
                 conn.after();
@@ -495,6 +521,69 @@ async fn run_request<E: Channel + 'static, H: Handler>(
             return;
         }
         conn.after();
+    }
+}
+
+/// Forwards a request's error output ([`Peer::write_stderr`]) to the engine while the
+/// handler runs and while its body is pulled, under the same send-queue mark as the body.
+struct StderrForward<'a, E: Channel + 'static, H: Handler> {
+    conn: &'a Rc<Conn<E, H>>,
+    key: RequestKey,
+    writable: &'a Notify,
+    peer: Option<&'a Peer>,
+}
+
+impl<E: Channel + 'static, H: Handler> StderrForward<'_, E, H> {
+    /// Runs `fut` to its end, forwarding error output meanwhile. While the send queue is
+    /// over its mark, `fut` waits with the error output (backpressure on both).
+    async fn beside<F: Future>(&self, fut: F) -> F::Output {
+        let Some(peer) = self.peer else {
+            return fut.await;
+        };
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(out));
+                }
+                peer.poll_stderr(cx).map(Err)
+            })
+            .await;
+            let data = match next {
+                Ok(out) => return out,
+                Err(data) => data,
+            };
+            while !self.conn.engine.borrow_mut().poll_produce(self.key, now()) {
+                self.writable.notified().await;
+            }
+            if self
+                .conn
+                .engine
+                .borrow_mut()
+                .send_stderr(self.key, &data)
+                .is_ok()
+            {
+                self.conn.after();
+            }
+        }
+    }
+
+    /// Sends what error output is queued now (the response is about to end).
+    fn flush(&self) {
+        let Some(peer) = self.peer else { return };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = false;
+        while let Poll::Ready(data) = peer.poll_stderr(&mut cx) {
+            sent |= self
+                .conn
+                .engine
+                .borrow_mut()
+                .send_stderr(self.key, &data)
+                .is_ok();
+        }
+        if sent {
+            self.conn.after();
+        }
     }
 }
 
@@ -574,6 +663,13 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
             Ok(0) => {
                 conn.engine.borrow_mut().handle_read_closed(now);
                 conn.after();
+                let peers: Vec<Peer> = conn
+                    .requests
+                    .borrow()
+                    .values()
+                    .filter_map(|s| s.peer.clone())
+                    .collect();
+                peers.iter().for_each(Peer::mark_read_closed);
                 return;
             }
             Ok(n) => {

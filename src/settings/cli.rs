@@ -228,6 +228,12 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", help_heading = "CGI scripts")]
     pub cgi_max_head_bytes: Option<ByteSize>,
 
+    /// Where scripts' stderr goes: `log` (ringgate's log, rate-limited) or `fastcgi`
+    /// (FCGI_STDERR records to the front end, which logs them; logged on SCGI).
+    /// config: [[cgi]] stderr
+    #[arg(long, value_name = "TO", help_heading = "CGI scripts")]
+    pub cgi_stderr: Option<crate::app::cgi_exec::config::StderrTo>,
+
     /// Extra environment variable NAME=VALUE for every script (e.g.
     /// GIT_PROJECT_ROOT=/srv/git). Repeatable. config: [[cgi]] env = { NAME = "VALUE" }
     #[arg(long, value_name = "NAME=VALUE", help_heading = "CGI scripts", value_parser = parse_env_pair)]
@@ -289,6 +295,7 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
         ("cgi_max_queued", CgiRoot::DEFAULT_MAX_QUEUED.to_string()),
         ("cgi_queue_timeout", time(CgiRoot::DEFAULT_QUEUE_TIMEOUT)),
         ("cgi_max_head_bytes", size(CgiRoot::DEFAULT_MAX_HEAD_BYTES)),
+        ("cgi_stderr", CgiRoot::default().stderr.to_string()),
     ]
 }
 
@@ -469,6 +476,7 @@ impl Cli {
             set(&mut root.max_queued, self.cgi_max_queued);
             set(&mut root.queue_timeout, self.cgi_queue_timeout);
             set(&mut root.max_head_bytes, bytes(self.cgi_max_head_bytes));
+            set(&mut root.stderr, self.cgi_stderr);
             root.env.extend(self.cgi_env.iter().cloned());
             root.allow_writable |= self.cgi_allow_writable;
         }

@@ -69,6 +69,13 @@ pub struct CgiRoot {
     pub env: BTreeMap<String, String>,
     /// stderr lines logged per second per worker for this root; the rest are counted.
     pub stderr_lines_per_second: u32,
+    /// Where scripts' stderr goes (`--cgi-stderr`).
+    pub stderr: StderrTo,
+    /// End a script when its FastCGI front end closes the connection before the response is
+    /// complete. The FastCGI specification makes a close the way a front end that does not
+    /// multiplex aborts a request; nginx closes when its client leaves. (SCGI front ends may
+    /// half-close after sending the request, so a close never ends an SCGI request's script.)
+    pub stop_on_close: bool,
     /// Run scripts as this user (name or uid); needs privileges, and a fork instead of a
     /// spawn (see the module docs of `spawn`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +99,39 @@ pub struct CgiRoot {
     /// `RLIMIT_NPROC` of scripts (per user, so mostly useful with `user`); same cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rlimit_nproc: Option<u64>,
+}
+
+/// Where a script's stderr goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StderrTo {
+    /// To ringgate's log, a line at a time with the request's identity, within
+    /// `stderr_lines_per_second`.
+    #[default]
+    Log,
+    /// To the front end as FastCGI `FCGI_STDERR` records, as the script writes it (nginx
+    /// writes them to its error log); logged as with `log` on SCGI connections.
+    Fastcgi,
+}
+
+impl std::fmt::Display for StderrTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Log => "log",
+            Self::Fastcgi => "fastcgi",
+        })
+    }
+}
+
+impl std::str::FromStr for StderrTo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "log" => Ok(Self::Log),
+            "fastcgi" => Ok(Self::Fastcgi),
+            _ => Err(format!("{s:?}: expected `log` or `fastcgi`")),
+        }
+    }
 }
 
 impl CgiRoot {
@@ -204,6 +244,8 @@ impl Default for CgiRoot {
             pass_env: Self::default_pass_env(),
             env: BTreeMap::new(),
             stderr_lines_per_second: Self::DEFAULT_STDERR_LINES_PER_SECOND,
+            stderr: StderrTo::Log,
+            stop_on_close: true,
             user: None,
             group: None,
             rlimit_cpu: None,

@@ -48,10 +48,13 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-pub use config::CgiRoot;
+pub use config::{CgiRoot, StderrTo};
 pub use resolve::Refusal;
 
-use super::{text, AppStatus, Body, BoxError, Handler, HandlerFactory, ResponseBody};
+use super::{
+    text, AppStatus, Body, BoxError, Handler, HandlerFactory, Peer, Protocol, RequestInfo,
+    ResponseBody,
+};
 use crate::metrics::{CgiMetrics, CgiRefusal};
 use crate::proto::cgi::CgiVars;
 use crate::rate_limited_log::RateLimitedLog;
@@ -237,6 +240,10 @@ fn answer(status: StatusCode) -> http::Response<ResponseBody> {
 }
 
 impl Handler for CgiExecutor {
+    fn uses_peer(&self) -> bool {
+        true // For stderr to the front end, and for `stop_on_close`.
+    }
+
     async fn call(
         &self,
         request: http::Request<Body>,
@@ -289,6 +296,11 @@ impl Handler for CgiExecutor {
         };
         self.metrics.queue_wait(waited.as_secs_f64());
 
+        let peer = request.extensions().get::<Peer>().cloned();
+        let fastcgi = request
+            .extensions()
+            .get::<RequestInfo>()
+            .is_some_and(|i| i.protocol == Some(Protocol::FastCgi));
         let env = env::build(vars, cfg, &script);
         let head_only = request.method() == Method::HEAD;
         let mut body = request.into_body();
@@ -320,8 +332,13 @@ impl Handler for CgiExecutor {
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let stderr_task = stderr.map(|stderr| {
-            AbortOnDrop(tokio::task::spawn_local(pump::log_stderr(
+            let to_peer = match cfg.stderr {
+                StderrTo::Fastcgi => peer.clone().filter(Peer::has_error_stream),
+                StderrTo::Log => None,
+            };
+            AbortOnDrop(tokio::task::spawn_local(pump::relay_stderr(
                 stderr,
+                to_peer,
                 who.clone(),
                 state.budget.clone(),
                 self.metrics.clone(),
@@ -336,6 +353,7 @@ impl Handler for CgiExecutor {
                 metrics: self.metrics.clone(),
                 label: who.clone(),
                 stderr: stderr_task,
+                stop_on_close: peer.filter(|_| cfg.stop_on_close && fastcgi),
             },
         );
         let body_done = Rc::new(BodyDone::default());

@@ -22,6 +22,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::pump::AbortOnDrop;
+use crate::app::Peer;
 use crate::metrics::{CgiMetrics, CgiOutcome};
 
 /// How long the stderr task may still run once the script's group has ended.
@@ -148,9 +149,12 @@ pub(super) struct Supervision {
     pub(super) metrics: Rc<CgiMetrics>,
     /// For the log line at the end.
     pub(super) label: Rc<str>,
-    /// The task logging stderr: given [`STDERR_DRAIN`] after the group has ended, then
+    /// The task relaying stderr: given [`STDERR_DRAIN`] after the group has ended, then
     /// stopped (a process that left the group may hold the pipe open forever).
     pub(super) stderr: Option<AbortOnDrop>,
+    /// When the front end closes this request's connection, the script is ended as
+    /// [`KillCause::Abort`] (see `CgiRoot::stop_on_close`).
+    pub(super) stop_on_close: Option<Peer>,
 }
 
 /// Starts the supervisor of `child` (which must have been spawned in its own process group)
@@ -199,10 +203,21 @@ async fn run(mut child: Child, shared: Rc<Shared>, sup: Supervision) {
             notified.await;
         }
     };
+    let closed = async {
+        match &sup.stop_on_close {
+            Some(peer) => peer.read_closed().await,
+            None => std::future::pending().await,
+        }
+    };
     let (status, killed) = tokio::select! {
         biased;
         s = child.wait() => (s.ok(), None),
         cause = wanted => (terminate(&mut child, pgid, sup.grace).await, Some(cause)),
+        () = closed => {
+            shared.kill.set(Some(KillCause::Abort));
+            tracing::info!(script = %sup.label, "CGI: the front end closed the connection: ending the script");
+            (terminate(&mut child, pgid, sup.grace).await, Some(KillCause::Abort))
+        }
         () = tokio::time::sleep_until(sup.deadline) => {
             shared.kill.set(Some(KillCause::Timeout));
             (terminate(&mut child, pgid, sup.grace).await, Some(KillCause::Timeout))

@@ -6,7 +6,8 @@
 //! - [`Output`]: stdout, read in chunks of at most [`READ_CHUNK`] bytes only when the
 //!   response wants more (the driver pulls under the send-queue mark: backpressure up to the
 //!   script).
-//! - [`log_stderr`]: stderr lines to the log with the request's identity, rate-limited.
+//! - [`relay_stderr`]: stderr to the front end (FCGI_STDERR), or its lines to the log with the
+//!   request's identity, rate-limited.
 
 use std::cell::RefCell;
 use std::io;
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::process::{KillCause, Killer};
-use crate::app::Body;
+use crate::app::{Body, Peer};
 use crate::metrics::CgiMetrics;
 
 /// Most bytes read from a script's stdout at once (one response frame at most).
@@ -260,10 +261,12 @@ impl StderrBudget {
     }
 }
 
-/// Logs each stderr line of a script (at most [`MAX_STDERR_LINE`] bytes of it) as a warning
-/// with `who` (the request's identity), within `budget`.
-pub(super) async fn log_stderr(
+/// Sends a script's stderr to `peer` (FCGI_STDERR) as it comes when one is given, and
+/// otherwise (or once the peer refuses it) logs each line (at most [`MAX_STDERR_LINE`] bytes
+/// of it) as a warning with `who` (the request's identity), within `budget`.
+pub(super) async fn relay_stderr(
     mut stderr: ChildStderr,
+    mut peer: Option<Peer>,
     who: Rc<str>,
     budget: Rc<RefCell<StderrBudget>>,
     metrics: Rc<CgiMetrics>,
@@ -291,6 +294,13 @@ pub(super) async fn log_stderr(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(to) = &peer {
+            let data = Bytes::copy_from_slice(&chunk[..n]);
+            if to.write_stderr(data).await.is_ok() {
+                continue;
+            }
+            peer = None; // The request has ended: log the rest.
+        }
         for &b in &chunk[..n] {
             if b == b'\n' {
                 if !skipping {
