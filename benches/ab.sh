@@ -1,15 +1,25 @@
 #!/bin/bash
-# A/B of ringgate builds (or of the demo against an example): server CPU per request and
-# throughput of /hello, one worker pinned to core 0, ringgate-load pinned to core 1, rounds
-# interleaved. Usage (after cargo build --release -p ringgate-load):
+# A/B of ringgate builds (or of the demo against an example, or against the floor): server CPU
+# per request and throughput of /hello, one worker pinned to core 0, ringgate-load pinned to
+# core 1, rounds interleaved. Usage (after cargo build --release -p ringgate-load --examples):
 #   bash benches/ab.sh epoll 3 "-c 4 -d 16 -k" demo=target/release/ringgate \
 #       axum=target/release/examples/axum
+# NAME=BIN@IO runs BIN on backend IO instead of the first argument's; a BIN named
+# floor_server (loadtest/examples) is the canned-response floor. METRICS=on keeps metrics on;
+# EXTRA="..." adds server options.
 io=$1; rounds=$2; load=$3; shift 3
+metrics_flag=--no-metrics
+[ "${METRICS:-off}" = on ] && metrics_flag="--metrics 127.0.0.1:0"
 port=9400
 for r in $(seq 1 $rounds); do
   for spec in "$@"; do
-    name=${spec%%=*}; bin=${spec#*=}
-    taskset -c 0 $bin --io $io --workers 1 --no-pin --fastcgi 127.0.0.1:$port --scgi 127.0.0.1:$((port+1)) --no-metrics > /dev/null 2>&1 &
+    name=${spec%%=*}; bin=${spec#*=}; bio=$io
+    case $bin in *@*) bio=${bin#*@}; bin=${bin%@*};; esac
+    if [ "$(basename $bin)" = floor_server ]; then
+      taskset -c 0 $bin 127.0.0.1:$port > /dev/null 2>&1 &
+    else
+      taskset -c 0 $bin --io $bio --workers 1 --no-pin --fastcgi 127.0.0.1:$port --scgi 127.0.0.1:$((port+1)) $metrics_flag $EXTRA > /dev/null 2>&1 &
+    fi
     pid=$!; sleep 0.5
     t0=$(awk '{print $14+$15}' /proc/$pid/stat)
     out=$(taskset -c 1 $(dirname "${BASH_SOURCE[0]}")/../target/release/ringgate-load -t fastcgi://127.0.0.1:$port $load --duration 4s 2>&1)

@@ -1,8 +1,11 @@
 //! The per-connection seam: an accepted connection gets the engine of its listener's protocol
 //! and the socket halves of its backend, and the driver ([`super::driver`]) serves it.
 
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
+
+use futures_util::future::Either;
 
 use super::accept::{Accepted, Stream};
 use super::bufpool::{BufPool, PoolBuf};
@@ -32,34 +35,37 @@ impl ListenerLabels {
     }
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve_connection<H: Handler>(
+/// Sets up one accepted connection; the returned future serves it until it closes (see
+/// [`driver::serve`]). Not an `async fn`, so that the engine and the socket live once in the
+/// connection's task rather than once per layer.
+pub fn serve_connection<H: Handler>(
     conn: Accepted,
     worker: Rc<WorkerShared<H>>,
     labels: Rc<ListenerLabels>,
     bufpool: BufPool,
-) {
+) -> impl Future<Output = ()> + 'static {
     let label = labels.of(&conn.listener.name);
     let now = Instant::now();
+    let (limits, timeouts) = (worker.limits.clone(), worker.timeouts.clone());
     match conn.listener.protocol {
         ListenerProtocol::FastCgi => {
-            let engine = FastCgiEngine::new(worker.limits.clone(), worker.timeouts.clone(), now);
-            serve_stream(engine, conn.stream, worker, label, &bufpool).await
+            let engine = FastCgiEngine::new(limits, timeouts, now);
+            Either::Left(serve_stream(engine, conn.stream, worker, label, &bufpool))
         }
         ListenerProtocol::Scgi => {
-            let engine = StreamEngine::scgi(worker.limits.clone(), worker.timeouts.clone(), now);
-            serve_stream(engine, conn.stream, worker, label, &bufpool).await
+            let engine = StreamEngine::scgi(limits, timeouts, now);
+            Either::Right(serve_stream(engine, conn.stream, worker, label, &bufpool))
         }
     }
 }
 
-async fn serve_stream<E: Channel + 'static, H: Handler>(
+fn serve_stream<E: Channel + 'static, H: Handler>(
     engine: E,
     stream: Stream,
     worker: Rc<WorkerShared<H>>,
     label: ListenerLabel,
     bufpool: &BufPool,
-) {
+) -> impl Future<Output = ()> + 'static {
     // A registered buffer for this connection's reads while the pool has one; the pool
     // counts every fallback to a heap buffer (ringgate_buffer_pool_exhausted_total).
     let read_buffer = || match bufpool.try_next() {
@@ -70,20 +76,20 @@ async fn serve_stream<E: Channel + 'static, H: Handler>(
         Stream::UringTcp(s) => {
             let _ = s.set_nodelay(true);
             let (r, w) = io::uring_halves(s, read_buffer());
-            driver::serve(engine, r, w, worker, label).await
+            Either::Left(Either::Left(driver::serve(engine, r, w, worker, label)))
         }
         Stream::UringUnix(s) => {
             let (r, w) = io::uring_halves(s, read_buffer());
-            driver::serve(engine, r, w, worker, label).await
+            Either::Left(Either::Right(driver::serve(engine, r, w, worker, label)))
         }
         Stream::Tcp(s) => {
             let _ = s.set_nodelay(true);
             let (r, w) = io::epoll_tcp_halves(s);
-            driver::serve(engine, r, w, worker, label).await
+            Either::Right(Either::Left(driver::serve(engine, r, w, worker, label)))
         }
         Stream::Unix(s) => {
             let (r, w) = io::epoll_unix_halves(s);
-            driver::serve(engine, r, w, worker, label).await
+            Either::Right(Either::Right(driver::serve(engine, r, w, worker, label)))
         }
     }
 }

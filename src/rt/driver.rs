@@ -215,14 +215,17 @@ struct Conn<E, H> {
     close_reason: Cell<Option<CloseReason>>,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve<E, H, R, W>(
+/// Serves one accepted connection: sets it up now and returns the future that runs it until
+/// it closes. That future is the connection's only task: its reader, writer and timer loops
+/// are polled together in it (one allocation per connection, no wake-ups between them).
+pub fn serve<E, H, R, W>(
     engine: E,
     reader: R,
     writer: W,
     worker: Rc<WorkerShared<H>>,
     listener: ListenerLabel,
-) where
+) -> impl Future<Output = ()> + 'static
+where
     E: Channel + 'static,
     H: Handler,
     R: ReadHalf,
@@ -248,25 +251,47 @@ pub async fn serve<E, H, R, W>(
         conn.engine.borrow_mut().drain(now());
     }
     conn.after();
-    let read_task = tokio::task::spawn_local(read_loop(conn.clone(), reader));
-    let timer_task = tokio::task::spawn_local(timer_loop(conn.clone()));
-    write_loop(&conn, writer).await;
-    let _ = read_task.await;
-    timer_task.abort();
-    // Whatever still runs can never reach the peer.
-    let orphans: Vec<_> = conn
-        .requests
-        .borrow_mut()
-        .drain()
-        .filter_map(|(_, s)| s.task)
-        .collect();
-    for task in orphans {
-        task.abort();
+    let registered = Registered {
+        conn: conn.clone(),
+        id,
+        listener,
+    };
+    // Built here, not in an async block, so that nothing is held twice in the task.
+    futures_util::future::join3(
+        read_loop(conn.clone(), reader),
+        write_loop(conn.clone(), writer),
+        timer_loop(conn),
+    )
+    .map(move |_| drop(registered))
+}
+
+/// A connection's place in its worker, given up (with the connection's close counted) when
+/// the connection's task ends or is dropped.
+struct Registered<E: Channel + 'static, H: Handler> {
+    conn: Rc<Conn<E, H>>,
+    id: usize,
+    listener: ListenerLabel,
+}
+
+impl<E: Channel + 'static, H: Handler> Drop for Registered<E, H> {
+    fn drop(&mut self) {
+        let conn = &self.conn;
+        // Whatever still runs can never reach the peer.
+        let orphans: Vec<_> = conn
+            .requests
+            .borrow_mut()
+            .drain()
+            .filter_map(|(_, s)| s.task)
+            .collect();
+        for task in orphans {
+            task.abort();
+        }
+        let worker = &conn.worker;
+        let reason = conn.close_reason.get().unwrap_or(CloseReason::PeerClosed);
+        worker.metrics.connection_closed(self.listener, reason);
+        worker.connections.borrow_mut().remove(self.id);
+        worker.count_connections();
     }
-    let reason = conn.close_reason.get().unwrap_or(CloseReason::PeerClosed);
-    worker.metrics.connection_closed(listener, reason);
-    worker.connections.borrow_mut().remove(id);
-    worker.count_connections();
 }
 
 impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
@@ -694,7 +719,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
 }
 
 async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
-    conn: &Rc<Conn<E, H>>,
+    conn: Rc<Conn<E, H>>,
     mut writer: W,
 ) {
     loop {

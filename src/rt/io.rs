@@ -19,10 +19,14 @@ use super::bufpool::PoolBuf;
 use super::readbuf;
 use crate::metrics::SendMode;
 
-/// Bytes of the buffer an io_uring read waits with when registered buffers are off. The
-/// kernel owns it for as long as the connection is idle, so it is small; bytes already waiting
-/// are read without it, straight into a worker buffer ([`super::readbuf`]).
-pub const IDLE_READ_BYTES: usize = 2048;
+/// Bytes of the buffer a new connection's io_uring reads wait with when registered buffers
+/// are off. The kernel owns it for as long as the connection is idle, so it starts small (a
+/// plain GET from nginx fits); a read that fills it doubles it, up to [`MAX_IDLE_READ_BYTES`].
+/// Bytes beyond it are read without it, straight into a worker buffer ([`super::readbuf`]).
+pub const IDLE_READ_BYTES: usize = 1024;
+
+/// The most an idle io_uring read buffer grows to.
+pub const MAX_IDLE_READ_BYTES: usize = 4096;
 
 /// An io_uring stream (TCP or Unix), shared by the read and the write half.
 pub trait UringStream: std::os::fd::AsRawFd + 'static {
@@ -77,6 +81,7 @@ pub fn uring_halves<S: UringStream>(stream: S, buf: PoolBuf) -> (UringRead<S>, U
             stream: stream.clone(),
             buf: Some(buf),
             borrowed: None,
+            try_now: false,
         },
         UringWrite(stream),
     )
@@ -89,6 +94,11 @@ pub struct UringRead<S> {
     buf: Option<PoolBuf>,
     /// A worker buffer holding the last read's bytes, when they were waiting already.
     borrowed: Option<Vec<u8>>,
+    /// Whether bytes are likely waiting already, so a non-blocking `recv(2)` is tried before
+    /// a ring read: the last read filled its buffer, or was such a `recv(2)` that found bytes.
+    /// Otherwise (a peer that sends one request and waits for its answer) a failed `recv(2)`
+    /// would cost a system call on every read, and the ring read goes first.
+    try_now: bool,
 }
 
 /// The write half of an io_uring stream.
@@ -103,15 +113,25 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
                 (r, PoolBuf::Fixed(b))
             }
             Some(PoolBuf::Heap(mut b)) => {
-                let mut worker = readbuf::take();
-                if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
-                    self.borrowed = Some(worker);
-                    self.buf = Some(PoolBuf::Heap(b));
-                    return result;
+                if self.try_now {
+                    let mut worker = readbuf::take();
+                    if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
+                        self.try_now = matches!(result, Ok(n) if n > 0);
+                        self.borrowed = Some(worker);
+                        self.buf = Some(PoolBuf::Heap(b));
+                        return result;
+                    }
+                    readbuf::give(worker);
                 }
-                readbuf::give(worker);
                 b.clear();
-                let (r, b) = self.stream.read(b).await;
+                let (r, mut b) = self.stream.read(b).await;
+                let filled = matches!(r, Ok(n) if n == b.capacity());
+                self.try_now = filled;
+                if filled && b.capacity() < MAX_IDLE_READ_BYTES {
+                    // The peer's requests are larger: read them whole next time. (The bytes
+                    // read stay in place; `reserve` keeps them.)
+                    b.reserve_exact(b.capacity());
+                }
                 (r, PoolBuf::Heap(b))
             }
             None => return Err(io::Error::other("read after a cancelled read")),

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 
 use super::accept::{classify_accept_error, AcceptErrorAction, Accepted, Acceptor};
@@ -213,11 +214,9 @@ async fn accept_loop<H, F>(
             return;
         }
         let guard = tracker.enter();
-        let fut = handler(conn, ctx.clone());
-        tokio::task::spawn_local(async move {
-            let _guard = guard;
-            fut.await;
-        });
+        // `map`, not an async block: the connection's future is not held twice.
+        let fut = handler(conn, ctx.clone()).map(move |()| drop(guard));
+        tokio::task::spawn_local(fut);
     };
 
     loop {
