@@ -31,6 +31,7 @@ pub mod shutdown;
 #[cfg_attr(not(fuzzing), allow(dead_code))]
 pub mod sim;
 pub mod worker;
+pub mod zerocopy;
 
 #[cfg(test)]
 mod tests;
