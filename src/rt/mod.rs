@@ -32,6 +32,8 @@ pub mod shutdown;
 pub mod sim;
 pub mod worker;
 pub mod zerocopy;
+#[cfg(test)]
+mod zerocopy_tests;
 
 #[cfg(test)]
 mod tests;

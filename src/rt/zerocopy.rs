@@ -638,7 +638,3 @@ impl ZcConn {
         (Ok(()), sent)
     }
 }
-
-#[cfg(test)]
-#[path = "zerocopy_tests.rs"]
-mod tests;

@@ -1,11 +1,16 @@
-//! Tests of the zero-copy ring and the per-connection fallback in [`super`], over loopback
-//! TCP (where the kernel always copies, so every notification says "copied") and a Unix
-//! socket pair (which refuses SEND_ZC).
+//! Tests of the zero-copy ring and the per-connection fallback in [`super::zerocopy`], over
+//! loopback TCP (where the kernel always copies, so every notification says "copied") and a
+//! Unix socket pair (which refuses SEND_ZC). A file of their own: `examples/send_modes.rs`
+//! compiles `zerocopy.rs` into itself, where these tests could not build.
 
-use super::*;
+use super::zerocopy::*;
 use crate::rt::backend::WorkerRuntime;
-use std::io::Read;
+use bytes::Bytes;
+use std::cell::Cell;
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
 
 fn pattern(len: usize) -> Bytes {
     (0..len)
