@@ -1,7 +1,7 @@
 //! Send-path benchmark for the io_uring backend: plain `write` vs `send(MSG_DONTWAIT)` first
-//! then `write` ("direct") vs `write_fixed` (registered buffer) vs `SEND_ZC`, with tokio's
-//! epoll `write` as the reference, per message size, over loopback TCP and a Unix socket
-//! pair.
+//! then `write` ("direct") vs `write_fixed` (registered buffer) vs `SEND_ZC` from the heap
+//! ("zc") and from a registered buffer ("zcfixed"), with tokio's epoll `write` as the
+//! reference, per message size, over loopback TCP and a Unix socket pair.
 //!
 //! One sender thread (pinned) keeps exactly one send in flight, as a connection does; one
 //! receiver thread (pinned to another core) drains with blocking `read`s into 1 MiB.
@@ -9,21 +9,23 @@
 //! noisy machine hit every mode alike; the report gives the median over repetitions.
 //!
 //! ```text
-//! cargo run --release --example send_modes -- [--secs 1] [--reps 5] [--sizes 1K,4K,16K,64K,256K,1M]
-//!     [--modes epoll,plain,direct,fixed,zc] [--transports tcp,unix] [--cores 0,1]
-//!     [--only MODE:SIZE:TRANSPORT] [--recv]
+//! cargo run --release --example send_modes -- [--secs 1] [--reps 5]
+//!     [--sizes 1K,4K,16K,64K,256K,1M,8M] [--modes epoll,plain,direct,fixed,zc,zcfixed]
+//!     [--transports tcp,unix] [--cores 0,1] [--only MODE:SIZE:TRANSPORT] [--recv]
 //! ```
 //! `--only` runs a single configuration once (for `perf stat` around it). `--recv` measures
 //! the receive side instead: `read` vs `read_fixed` (and tokio's `read`), `size` bytes per
 //! operation, with the peer writing as fast as it can.
 //!
-//! SEND_ZC goes through `tokio_uring::net::UdpSocket::send_zc` on a `dup` of the TCP
-//! socket (tokio-uring has no stream `send_zc`). That call panics if a send fails (see
-//! `src/rt/send.rs`), which is why ringgate does not use it; here sends never fail.
+//! SEND_ZC goes through ringgate's own zero-copy ring (`src/rt/zerocopy.rs`, compiled into
+//! this program), with the copy report on: the `copied` column is the share of notifications
+//! that said the kernel copied the data after all (on loopback: all of them). The zero-copy
+//! modes here never fall back (as with `zerocopy_fallback_after = 0`). On a Unix socket the
+//! kernel refuses SEND_ZC (EOPNOTSUPP); the row says so.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -35,12 +37,18 @@ use send::{send_direct, send_fixed, send_plain};
 #[path = "../src/rt/send.rs"]
 mod send;
 
+/// The runtime's zero-copy ring, compiled from its source likewise.
+#[allow(unreachable_pub)]
+#[path = "../src/rt/zerocopy.rs"]
+mod zerocopy;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Epoll,
     Plain,
     Fixed,
     Zc,
+    ZcFixed,
     Direct,
 }
 
@@ -51,6 +59,7 @@ impl Mode {
             "plain" => Self::Plain,
             "fixed" => Self::Fixed,
             "zc" => Self::Zc,
+            "zcfixed" => Self::ZcFixed,
             "direct" => Self::Direct,
             _ => panic!("unknown mode {s}"),
         }
@@ -61,6 +70,7 @@ impl Mode {
             Self::Plain => "plain",
             Self::Fixed => "fixed",
             Self::Zc => "zc",
+            Self::ZcFixed => "zcfixed",
             Self::Direct => "direct",
         }
     }
@@ -108,6 +118,19 @@ struct Sample {
     ops: u64,
     secs: f64,
     cpu: f64,
+    /// Zero-copy modes: notifications that said "copied", and all notifications.
+    copied: (u64, u64),
+    /// Zero-copy modes: the error the first send got, if the socket refused SEND_ZC.
+    refused: Option<String>,
+}
+
+/// What a sender thread measured.
+struct Sent {
+    bytes: u64,
+    ops: u64,
+    secs: f64,
+    copied: (u64, u64),
+    refused: Option<String>,
 }
 
 fn thread_cpu() -> f64 {
@@ -176,20 +199,31 @@ fn run_one(
     let sender = std::thread::spawn(move || {
         pin(cores.0);
         let cpu0 = thread_cpu();
-        let (bytes, ops, secs) = match mode {
-            Mode::Epoll => epoll_sender(fd, transport, size, dur),
+        let sent = match mode {
+            Mode::Epoll => {
+                let (bytes, ops, secs) = epoll_sender(fd, transport, size, dur);
+                Sent {
+                    bytes,
+                    ops,
+                    secs,
+                    copied: (0, 0),
+                    refused: None,
+                }
+            }
             _ => uring_sender(fd, transport, mode, size, dur),
         };
-        (bytes, ops, secs, thread_cpu() - cpu0)
+        (sent, thread_cpu() - cpu0)
     });
-    let (bytes, ops, secs, cpu) = sender.join().unwrap();
+    let (sent, cpu) = sender.join().unwrap();
     let got = receiver.join().unwrap();
-    assert_eq!(got, bytes, "receiver got every byte");
+    assert_eq!(got, sent.bytes, "receiver got every byte");
     Sample {
-        bytes,
-        ops,
-        secs,
+        bytes: sent.bytes,
+        ops: sent.ops,
+        secs: sent.secs,
         cpu,
+        copied: sent.copied,
+        refused: sent.refused,
     }
 }
 
@@ -245,10 +279,12 @@ fn uring_sender(
     mode: Mode,
     size: usize,
     dur: Duration,
-) -> (u64, u64, f64) {
+) -> Sent {
     let rt = tokio_uring::Runtime::new(&tokio_uring::builder()).unwrap();
     rt.block_on(async move {
         let (mut bytes, mut ops) = (0u64, 0u64);
+        let mut copied = (0u64, 0u64);
+        let mut refused = None;
         let t = Instant::now();
         macro_rules! pump {
             ($s:expr) => {{
@@ -286,23 +322,38 @@ fn uring_sender(
                             ops += u64::from(sent.ops);
                         }
                     }
-                    Mode::Zc => {
-                        // SAFETY: a fresh dup owned by the wrapper (closed on drop).
-                        let dup = unsafe { libc::dup(s.as_raw_fd()) };
-                        // SAFETY: as above.
-                        let u = unsafe { tokio_uring::net::UdpSocket::from_raw_fd(dup) };
-                        let mut buf = vec![7u8; size];
-                        while t.elapsed() < dur {
+                    Mode::Zc | Mode::ZcFixed => {
+                        let ring = zerocopy::ZcRing::new().expect("SEND_ZC");
+                        let buf = bytes::Bytes::from(vec![7u8; size]);
+                        if mode == Mode::ZcFixed {
+                            ring.register_buffers(vec![vec![7u8; size].into_boxed_slice()])
+                                .unwrap();
+                        }
+                        'outer: while t.elapsed() < dur {
                             let mut off = 0;
                             while off < size {
-                                use tokio_uring::buf::BoundedBuf;
-                                let (r, b) = u.send_zc(buf.slice(off..)).await;
-                                buf = b.into_inner();
-                                off += r.unwrap();
+                                let r = if mode == Mode::Zc {
+                                    ring.send(s.as_raw_fd(), buf.slice(off..)).await
+                                } else {
+                                    ring.send_fixed(s.as_raw_fd(), 0, off..size).await
+                                };
                                 ops += 1;
+                                match r {
+                                    Ok(n) => off += n,
+                                    Err(e) => {
+                                        refused = Some(e.to_string());
+                                        break 'outer;
+                                    }
+                                }
                             }
                             bytes += size as u64;
                         }
+                        // Every notification, so the copy report is complete.
+                        while ring.in_flight() > 0 {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        let st = ring.stats();
+                        copied = (st.copied, st.copied + st.zero_copied);
                     }
                     Mode::Epoll => unreachable!(),
                 }
@@ -321,7 +372,13 @@ fn uring_sender(
                 pump!(tokio_uring::net::UnixStream::from_std(s))
             }
         }
-        (bytes, ops, t.elapsed().as_secs_f64())
+        Sent {
+            bytes,
+            ops,
+            secs: t.elapsed().as_secs_f64(),
+            copied,
+            refused,
+        }
     })
 }
 
@@ -462,6 +519,8 @@ fn run_recv(
         ops,
         secs,
         cpu,
+        copied: (0, 0),
+        refused: None,
     }
 }
 
@@ -478,13 +537,17 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() {
     let mut secs = 1.0;
     let mut reps = 5;
-    let mut sizes: Vec<usize> = "1K,4K,16K,64K,256K,1M".split(',').map(parse_size).collect();
+    let mut sizes: Vec<usize> = "1K,4K,16K,64K,256K,1M,8M"
+        .split(',')
+        .map(parse_size)
+        .collect();
     let mut modes = vec![
         Mode::Epoll,
         Mode::Plain,
         Mode::Direct,
         Mode::Fixed,
         Mode::Zc,
+        Mode::ZcFixed,
     ];
     let mut transports = vec![Transport::Tcp, Transport::Unix];
     let mut cores = (0usize, 1usize);
@@ -545,9 +608,6 @@ fn main() {
         for &t in &transports {
             for &size in &sizes {
                 for &m in &modes {
-                    if t == Transport::Unix && m == Mode::Zc {
-                        continue; // SEND_ZC is TCP/UDP only (EOPNOTSUPP on AF_UNIX)
-                    }
                     if recv && !matches!(m, Mode::Epoll | Mode::Plain | Mode::Fixed) {
                         continue; // receiving has no direct or zero-copy variant here
                     }
@@ -557,11 +617,15 @@ fn main() {
                         run_one(m, size, t, secs, cores)
                     };
                     eprintln!(
-                        "rep {rep} {} {:>6} {:<5} {:7.3} GB/s",
+                        "rep {rep} {} {:>6} {:<7} {:7.3} GB/s{}",
                         t.name(),
                         size_name(size),
                         m.name(),
-                        s.bytes as f64 / s.secs / 1e9
+                        s.bytes as f64 / s.secs / 1e9,
+                        s.refused
+                            .as_deref()
+                            .map(|e| format!(" (refused: {e})"))
+                            .unwrap_or_default()
                     );
                     match results.iter_mut().find(|(k, _)| *k == (t, size, m)) {
                         Some((_, v)) => v.push(s),
@@ -573,10 +637,27 @@ fn main() {
     }
     let side = if recv { "receiver" } else { "sender" };
     println!(
-        "| transport | size | mode | GB/s (median) | GB/s min-max | ops/s (median) | bytes/op | {side} CPU % | {side} CPU ns/KiB |"
+        "| transport | size | mode | GB/s (median) | GB/s min-max | ops/s (median) | bytes/op | {side} CPU % | {side} CPU ns/KiB | copied |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for ((t, size, m), v) in &mut results {
+        if let Some(e) = v.iter().find_map(|s| s.refused.clone()) {
+            println!(
+                "| {} | {} | {} | refused: {e} | | | | | | |",
+                t.name(),
+                size_name(*size),
+                m.name()
+            );
+            continue;
+        }
+        let (c, n) = v
+            .iter()
+            .fold((0, 0), |(c, n), s| (c + s.copied.0, n + s.copied.1));
+        let copied = if n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}% of {n}", 100.0 * c as f64 / n as f64)
+        };
         let mut gbs: Vec<f64> = v.iter().map(|s| s.bytes as f64 / s.secs / 1e9).collect();
         let mut opss: Vec<f64> = v.iter().map(|s| s.ops as f64 / s.secs).collect();
         let mut cpu: Vec<f64> = v.iter().map(|s| 100.0 * s.cpu / s.secs).collect();
@@ -584,12 +665,15 @@ fn main() {
             .iter()
             .map(|s| s.cpu * 1e9 / (s.bytes as f64 / 1024.0))
             .collect();
-        let per_op: f64 =
-            v.iter().map(|s| s.bytes as f64 / s.ops as f64).sum::<f64>() / v.len() as f64;
+        let per_op: f64 = v
+            .iter()
+            .map(|s| s.bytes as f64 / s.ops.max(1) as f64)
+            .sum::<f64>()
+            / v.len() as f64;
         let lo = gbs.iter().cloned().fold(f64::MAX, f64::min);
         let hi = gbs.iter().cloned().fold(0.0, f64::max);
         println!(
-            "| {} | {} | {} | {:.3} | {:.3}-{:.3} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {:.3} | {:.3}-{:.3} | {:.0} | {:.0} | {:.0} | {:.0} | {copied} |",
             t.name(),
             size_name(*size),
             m.name(),

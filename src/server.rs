@@ -356,6 +356,15 @@ impl<F: HandlerFactory> PerWorker<F> {
         );
         tokio::task::spawn_local(follow_shutdown(ctx.shutdown.clone(), shared.clone()));
         let labels = Rc::new(self.labels.clone());
+        if ctx.backend == Backend::Uring {
+            let m = metrics.clone();
+            if let Err(e) = ctx
+                .bufpool
+                .enable_zerocopy(s.sends.policy(), move || m.zerocopy_copied())
+            {
+                tracing::warn!(worker = index, "zero-copy sends unavailable: {e}");
+            }
+        }
         ctx.bufpool
             .set_on_exhausted(move || metrics.buffer_pool_exhausted());
         let report = serve::serve(ctx, opts, move |accepted, ctx| {

@@ -14,11 +14,13 @@ pub enum SendMode {
     Ring,
     /// epoll backend: a `write` through tokio.
     Epoll,
+    /// io_uring backend: `IORING_OP_SEND_ZC` carried some or all of it (`rt::zerocopy`).
+    ZeroCopy,
 }
 
 impl SendMode {
     /// Every value, in index order.
-    pub const ALL: [Self; 3] = [Self::Direct, Self::Ring, Self::Epoll];
+    pub const ALL: [Self; 4] = [Self::Direct, Self::Ring, Self::Epoll, Self::ZeroCopy];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
@@ -26,6 +28,7 @@ impl SendMode {
             Self::Direct => "direct",
             Self::Ring => "ring",
             Self::Epoll => "epoll",
+            Self::ZeroCopy => "zerocopy",
         }
     }
 }

@@ -137,10 +137,12 @@ metric_names! {
     /// Bytes written to peers. No labels.
     SENT_BYTES_TOTAL = "ringgate_sent_bytes_total", Counter, [],
         "Bytes written to peer connections.";
-    /// Send operations submitted. Labels: `mode` (`plain`, `fixed`, `zerocopy`).
+    /// Output chunks handed to the socket, by how. Labels: `mode` (`direct`, `ring`,
+    /// `epoll`, `zerocopy`; see `SendMode`).
     SENDS_TOTAL = "ringgate_sends_total", Counter, ["mode"],
         "Send operations submitted, by mode.";
-    /// Zero-copy sends whose completion said the kernel copied the data after all. No labels.
+    /// Zero-copy sends whose notification said the kernel copied the data after all
+    /// (`IORING_NOTIF_USAGE_ZC_COPIED`; loopback and veth always copy). No labels.
     ZEROCOPY_COPIED_TOTAL = "ringgate_zerocopy_copied_total", Counter, [],
         "Zero-copy sends the kernel completed by copying.";
     /// Times a registered-buffer pool had no free buffer. No labels.

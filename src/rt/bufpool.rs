@@ -13,6 +13,10 @@
 //!
 //! The pool is off by default: the measurements in [`super::send`] show no gain from
 //! registered buffers on sockets.
+//!
+//! The pool also carries the worker's zero-copy ring ([`super::zerocopy`]) when zero-copy
+//! sends are on, so that each connection gets its zero-copy sender with its read buffer
+//! ([`BufPool::zerocopy`]).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -20,6 +24,8 @@ use std::io;
 use std::rc::Rc;
 
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
+
+use super::zerocopy::{ZcConn, ZcPolicy, ZcRing};
 
 /// Default number of registered buffers per worker: none. Registered buffers showed no
 /// measurable gain for socket sends or receives (see [`super::send`]), and every byte of
@@ -66,6 +72,7 @@ struct Inner {
     size: usize,
     exhausted: Cell<u64>,
     on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
+    zerocopy: RefCell<Option<(ZcRing, ZcPolicy)>>,
 }
 
 /// A worker's registered-buffer pool (cheap to clone; `!Send`, like the worker).
@@ -88,6 +95,7 @@ impl BufPool {
                 size,
                 exhausted: Cell::new(0),
                 on_exhausted: RefCell::new(None),
+                zerocopy: RefCell::new(None),
             }),
         }
     }
@@ -144,6 +152,32 @@ impl BufPool {
         self.inner.exhausted.get()
     }
 
+    /// Turns zero-copy sends on for this worker's TCP connections under `policy` (nothing to
+    /// do when the policy is off): builds the worker's zero-copy ring, which calls
+    /// `on_copied` for every send the kernel reports it copied. Must run inside the worker's
+    /// io_uring runtime. On failure (no SEND_ZC in this kernel) zero-copy stays off and the
+    /// error is returned.
+    pub fn enable_zerocopy(
+        &self,
+        policy: ZcPolicy,
+        on_copied: impl Fn() + 'static,
+    ) -> io::Result<()> {
+        if !policy.enabled() {
+            return Ok(());
+        }
+        let ring = ZcRing::new()?;
+        ring.set_on_copied(on_copied);
+        *self.inner.zerocopy.borrow_mut() = Some((ring, policy));
+        Ok(())
+    }
+
+    /// A new connection's zero-copy sender, when zero-copy sends are on.
+    pub fn zerocopy(&self) -> Option<ZcConn> {
+        let zc = self.inner.zerocopy.borrow();
+        let (ring, policy) = zc.as_ref()?;
+        Some(ZcConn::new(ring.clone(), *policy))
+    }
+
     /// Call `f` each time the registered pool is found empty (for a metric counter).
     pub fn set_on_exhausted(&self, f: impl Fn() + 'static) {
         *self.inner.on_exhausted.borrow_mut() = Some(Box::new(f));
@@ -156,6 +190,7 @@ impl fmt::Debug for BufPool {
             .field("registered", &self.is_registered())
             .field("size", &self.inner.size)
             .field("exhausted", &self.inner.exhausted.get())
+            .field("zerocopy", &self.inner.zerocopy.borrow())
             .finish()
     }
 }

@@ -75,11 +75,12 @@ fn serve_stream<E: Channel + 'static, H: Handler>(
     match stream {
         Stream::UringTcp(s) => {
             let _ = s.set_nodelay(true);
-            let (r, w) = io::uring_halves(s, read_buffer());
+            let (r, w) = io::uring_halves(s, read_buffer(), bufpool.zerocopy());
             Either::Left(Either::Left(driver::serve(engine, r, w, worker, label)))
         }
         Stream::UringUnix(s) => {
-            let (r, w) = io::uring_halves(s, read_buffer());
+            // No zero-copy: the kernel refuses SEND_ZC on AF_UNIX (EOPNOTSUPP).
+            let (r, w) = io::uring_halves(s, read_buffer(), None);
             Either::Left(Either::Right(driver::serve(engine, r, w, worker, label)))
         }
         Stream::Tcp(s) => {

@@ -1,6 +1,10 @@
 //! Socket halves for the connection driver: io_uring streams (tokio-uring, owned buffers)
 //! and plain tokio streams (epoll), TCP and Unix alike.
 //!
+//! An io_uring write half may also send zero-copy (`rt::zerocopy`): chunks at or above the
+//! worker's threshold go through SEND_ZC until the kernel's copy report makes the connection
+//! fall back; whatever the zero-copy path did not send goes the usual way.
+//!
 //! What a waiting connection holds: on epoll, no buffer (it waits for readiness, then reads
 //! into a worker buffer it gives back at once); on io_uring, the small buffer of its pending
 //! read ([`IDLE_READ_BYTES`]) or, with registered buffers on, its registered buffer.
@@ -17,6 +21,7 @@ use tokio_uring::buf::fixed::FixedBuf;
 
 use super::bufpool::PoolBuf;
 use super::readbuf;
+use super::zerocopy::ZcConn;
 use crate::metrics::SendMode;
 
 /// Bytes of the buffer a new connection's io_uring reads wait with when registered buffers
@@ -73,8 +78,13 @@ macro_rules! uring_stream {
 uring_stream!(tokio_uring::net::TcpStream);
 uring_stream!(tokio_uring::net::UnixStream);
 
-/// Both halves of an io_uring stream; pending reads wait with `buf` (registered or heap).
-pub fn uring_halves<S: UringStream>(stream: S, buf: PoolBuf) -> (UringRead<S>, UringWrite<S>) {
+/// Both halves of an io_uring stream; pending reads wait with `buf` (registered or heap);
+/// with `zc`, large writes go zero-copy.
+pub fn uring_halves<S: UringStream>(
+    stream: S,
+    buf: PoolBuf,
+    zc: Option<ZcConn>,
+) -> (UringRead<S>, UringWrite<S>) {
     let stream = Rc::new(stream);
     (
         UringRead {
@@ -83,7 +93,7 @@ pub fn uring_halves<S: UringStream>(stream: S, buf: PoolBuf) -> (UringRead<S>, U
             borrowed: None,
             try_now: false,
         },
-        UringWrite(stream),
+        UringWrite { stream, zc },
     )
 }
 
@@ -102,7 +112,11 @@ pub struct UringRead<S> {
 }
 
 /// The write half of an io_uring stream.
-pub struct UringWrite<S>(Rc<S>);
+pub struct UringWrite<S> {
+    stream: Rc<S>,
+    /// The connection's zero-copy sender, when the worker has one.
+    zc: Option<ZcConn>,
+}
 
 impl<S: UringStream> ReadHalf for UringRead<S> {
     async fn read(&mut self) -> io::Result<usize> {
@@ -158,10 +172,24 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
 
 impl<S: UringStream> WriteHalf for UringWrite<S> {
     async fn write_all(&mut self, data: Bytes) -> io::Result<SendMode> {
-        self.0.write_all(data).await
+        if let Some(zc) = self.zc.as_ref().filter(|zc| zc.wants(data.len())) {
+            let (result, sent) = zc.send_all(self.stream.as_raw_fd(), &data).await;
+            result?;
+            if sent.bytes == data.len() {
+                return Ok(SendMode::ZeroCopy);
+            }
+            // The connection fell back on the way (or the socket refused SEND_ZC).
+            let mode = self.stream.write_all(data.slice(sent.bytes..)).await?;
+            return Ok(if sent.bytes > 0 {
+                SendMode::ZeroCopy
+            } else {
+                mode
+            });
+        }
+        self.stream.write_all(data).await
     }
     fn shutdown(&mut self) {
-        let _ = self.0.shutdown(Shutdown::Both);
+        let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
 

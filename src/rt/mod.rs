@@ -31,6 +31,9 @@ pub mod shutdown;
 #[cfg_attr(not(fuzzing), allow(dead_code))]
 pub mod sim;
 pub mod worker;
+pub mod zerocopy;
+#[cfg(test)]
+mod zerocopy_tests;
 
 #[cfg(test)]
 mod tests;

@@ -8,20 +8,13 @@
 //! - **fixed** ([`send_fixed`]): `IORING_OP_WRITE_FIXED` from a registered buffer
 //!   ([`super::bufpool`]; tokio-uring has `write_fixed`/`read_fixed` on both `TcpStream`
 //!   and `UnixStream`).
-//! - **zero-copy** (`IORING_OP_SEND_ZC`): not offered, for two reasons. (1) It loses
-//!   everywhere below: on loopback the kernel copies the pages anyway when the receiver
-//!   gets them, and tokio-uring's `send_zc` resolves only on the second (notification)
-//!   completion, so a connection's sends are serialised behind it (~10k sends/s at any
-//!   size). (2) tokio-uring 0.5 has SEND_ZC only as `UdpSocket::send_zc` (no stream
-//!   `send_zc`/`sendmsg_zc`; it does work on a `dup` of a TCP socket, which is how it was
-//!   measured), and that call panics whenever a send fails: `send_zc.rs:56` unwraps the
-//!   result of every completion flagged `IORING_CQE_F_MORE`, but the kernel flags failed
-//!   sends that way too (EOPNOTSUPP on AF_UNIX, ECONNRESET after a peer reset, both
-//!   reproduced here). The panic leaves the op in the driver's slab, and dropping the
-//!   runtime then hangs. Its public custom-operation API (`UnsubmittedOneshot`) cannot
-//!   carry SEND_ZC either: it expects one completion and hits `unreachable!` on a second.
-//!   Using SEND_ZC safely needs a patched tokio-uring (or a ring of ringgate's own), and
-//!   the measurements give no reason to.
+//! - **zero-copy** (`IORING_OP_SEND_ZC`): in [`super::zerocopy`], on a small ring of the
+//!   worker's own (tokio-uring 0.5's `send_zc` exists only on `UdpSocket`, ignores the
+//!   kernel's copy report, and panics on a failed send). Off by default
+//!   (`[sends] zerocopy_threshold`): on loopback the kernel copies every zero-copy send
+//!   anyway and it measured slower than a plain send at every size from 1 KiB to 8 MiB; on
+//!   AF_UNIX the kernel refuses it (EOPNOTSUPP). A connection whose sends are reported copied
+//!   falls back to the paths here by itself.
 //!
 //! Measured with `examples/send_modes.rs`; the tables are in the README ("Measured figures",
 //! send and receive paths).

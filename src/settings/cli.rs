@@ -187,6 +187,16 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", help_heading = "Buffers")]
     pub buffers_size: Option<ByteSize>,
 
+    /// Send output chunks of at least SIZE zero-copy (io_uring SEND_ZC, TCP only); 0 turns
+    /// it off. config: [sends] zerocopy_threshold
+    #[arg(long, value_name = "SIZE", help_heading = "Sends")]
+    pub zerocopy_threshold: Option<ByteSize>,
+
+    /// Copied zero-copy sends in a row (the kernel's report) after which a connection sends
+    /// plainly; 0 never falls back. config: [sends] zerocopy_fallback_after
+    #[arg(long, value_name = "N", help_heading = "Sends")]
+    pub zerocopy_fallback_after: Option<u32>,
+
     /// Run the CGI scripts beneath DIR (the executor fcgiwrap is for) instead of the demo.
     /// Repeatable; replaces the file's [[cgi]] roots. config: [[cgi]] root = "DIR"
     #[arg(long, value_name = "DIR", help_heading = "CGI scripts")]
@@ -287,6 +297,11 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
         ("drain_linger", time(t.drain_linger)),
         ("buffers_count", d.buffers.count.to_string()),
         ("buffers_size", size(d.buffers.size)),
+        ("zerocopy_threshold", size(d.sends.zerocopy_threshold)),
+        (
+            "zerocopy_fallback_after",
+            d.sends.zerocopy_fallback_after.to_string(),
+        ),
         ("cgi_timeout", time(CgiRoot::DEFAULT_TIMEOUT)),
         ("cgi_head_timeout", time(CgiRoot::DEFAULT_HEAD_TIMEOUT)),
         ("cgi_idle_timeout", time(CgiRoot::DEFAULT_IDLE_TIMEOUT)),
@@ -459,6 +474,14 @@ impl Cli {
         set(&mut t.drain_linger, self.drain_linger);
         set(&mut s.buffers.count, self.buffers_count);
         set(&mut s.buffers.size, bytes(self.buffers_size));
+        set(
+            &mut s.sends.zerocopy_threshold,
+            bytes(self.zerocopy_threshold),
+        );
+        set(
+            &mut s.sends.zerocopy_fallback_after,
+            self.zerocopy_fallback_after,
+        );
         if !self.cgi.is_empty() {
             // A relative DIR is taken from the current directory, as a shell user means it.
             s.cgi = self

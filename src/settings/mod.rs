@@ -21,6 +21,8 @@
 //! params = "10s"         # humantime: "500ms", "30s", "2m"
 //! [buffers]
 //! count = 0              # registered buffers per worker (off by default)
+//! [sends]
+//! zerocopy_threshold = 0 # SEND_ZC for output chunks this large (0: off, the default)
 //! [[cgi]]                # CGI scripts (repeatable): the binary runs the executor
 //! root = "/usr/lib/git-core"
 //! ```
@@ -47,6 +49,7 @@ pub use units::{ByteSize, FileMode};
 
 use crate::rt::bufpool;
 use crate::rt::listener::{ListenerProtocol, ListenerSpec};
+use crate::rt::zerocopy::{self, ZcPolicy};
 
 /// FastCGI listener used when no listener is configured (nor inherited from systemd).
 pub const DEFAULT_FASTCGI_ADDR: &str = "127.0.0.1:9000";
@@ -89,6 +92,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// `[buffers]`: registered io_uring buffers per worker.
     pub buffers: Buffers,
+    /// `[sends]`: zero-copy sends (io_uring backend, TCP connections).
+    pub sends: Sends,
     /// `[[cgi]]`: roots of CGI scripts. When there is any, the `ringgate` binary serves the
     /// CGI-script executor instead of its demo.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -109,6 +114,7 @@ impl Default for Settings {
                 count: bufpool::DEFAULT_BUFFER_COUNT,
                 size: bufpool::DEFAULT_BUFFER_SIZE,
             },
+            sends: Sends::default(),
             cgi: Vec::new(),
         }
     }
@@ -145,6 +151,41 @@ impl Default for Listeners {
             socket_owner: None,
             socket_group: None,
             backlog: DEFAULT_BACKLOG,
+        }
+    }
+}
+
+/// `[sends]`: when the io_uring backend sends zero-copy (`IORING_OP_SEND_ZC`, see
+/// `rt::zerocopy`). The kernel reports on every zero-copy send whether it copied after all
+/// (it always does on loopback and veth); a connection whose sends are copied falls back to
+/// plain sends by itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sends {
+    /// Output chunks of at least this many bytes go zero-copy on TCP connections; 0 turns
+    /// zero-copy off.
+    #[serde(with = "units::bytes")]
+    pub zerocopy_threshold: usize,
+    /// Copied zero-copy sends in a row after which a connection sends plainly; 0 never falls
+    /// back (forces zero-copy, for tests and measurements).
+    pub zerocopy_fallback_after: u32,
+}
+
+impl Default for Sends {
+    fn default() -> Self {
+        Self {
+            zerocopy_threshold: zerocopy::DEFAULT_ZEROCOPY_THRESHOLD,
+            zerocopy_fallback_after: zerocopy::DEFAULT_ZEROCOPY_FALLBACK_AFTER,
+        }
+    }
+}
+
+impl Sends {
+    /// The runtime's zero-copy policy.
+    pub(crate) fn policy(&self) -> ZcPolicy {
+        ZcPolicy {
+            threshold: self.zerocopy_threshold,
+            fallback_after: self.zerocopy_fallback_after,
         }
     }
 }
