@@ -1,4 +1,5 @@
-//! The Prometheus side: the recorder (with the histogram buckets of [`super::names`]), its global
+//! The Prometheus side: the recorder ([`Recorder`]: the exporter's recorder for counters and
+//! gauges, [`super::histogram`] for the histograms of [`super::names`]), its global
 //! installation, and the `/metrics` endpoint.
 //!
 //! The endpoint ([`super::http`]) never runs on a worker: [`install`] starts a thread of its
@@ -7,17 +8,20 @@
 //! workers only touch their atomics.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use metrics::{gauge, KeyName, SharedString};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{gauge, Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use super::histogram::Histograms;
 use super::labels::IoBackend;
 use super::names::{MetricKind, ALL, BUILD_INFO, IO_BACKEND};
 
-/// How often histograms are drained into their buckets between scrapes, so their pending
-/// samples cannot grow without bound.
+/// How often the exporter's upkeep runs between scrapes. Ringgate's own histograms
+/// (`src/metrics/histogram.rs`) need none: they keep no samples. The upkeep drains the samples
+/// of any histogram outside [`super::names`], which the exporter keeps until then.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why [`install`] failed.
@@ -31,18 +35,68 @@ pub enum InstallError {
     Thread(#[from] std::io::Error),
 }
 
-/// A [`PrometheusBuilder`] with ringgate's histogram buckets: [`MetricKind::Histogram`] bounds
-/// for each histogram of [`ALL`], matched by full name. A histogram without buckets would be
-/// rendered as a summary, which cannot be aggregated across instances.
-pub fn builder() -> PrometheusBuilder {
-    ALL.iter()
-        .fold(PrometheusBuilder::new(), |b, d| match d.kind {
-            MetricKind::Histogram(buckets) => b
-                .set_buckets_for_metric(Matcher::Full(d.name.to_owned()), buckets)
-                // Invariant: the bucket lists in `names` are non-empty constants (tested there).
-                .expect("non-empty buckets"),
-            MetricKind::Counter | MetricKind::Gauge => b,
-        })
+/// The recorder: counters, gauges and their exposition are the exposition crate's
+/// ([`PrometheusRecorder`]); a histogram whose name [`ALL`] defines as one is ours
+/// (`src/metrics/histogram.rs`: buckets counted as values are recorded, one shard per
+/// registration, nothing stored per sample). Any other histogram goes to the exporter (a
+/// summary, since it has no buckets configured).
+pub struct Recorder {
+    prometheus: PrometheusRecorder,
+    histograms: Arc<Histograms>,
+}
+
+impl Recorder {
+    /// A recorder with nothing registered.
+    pub fn new() -> Self {
+        Self {
+            prometheus: PrometheusBuilder::new().build_recorder(),
+            histograms: Arc::default(),
+        }
+    }
+
+    /// A handle that renders everything this recorder holds.
+    pub fn handle(&self) -> MetricsHandle {
+        MetricsHandle {
+            prometheus: self.prometheus.handle(),
+            histograms: self.histograms.clone(),
+        }
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl metrics::Recorder for Recorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.prometheus.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.prometheus.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        if !self.histograms.describe(&key, &description) {
+            self.prometheus.describe_histogram(key, unit, description);
+        }
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.prometheus.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.prometheus.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.histograms
+            .register(key)
+            .unwrap_or_else(|| self.prometheus.register_histogram(key, metadata))
+    }
 }
 
 /// Gives the current recorder the `# HELP` text of every metric.
@@ -88,7 +142,7 @@ pub fn install(addr: Option<SocketAddr>) -> Result<MetricsHandle, InstallError> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let recorder = builder().build_recorder();
+    let recorder = Recorder::new();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| InstallError::AlreadyInstalled)?;
     let served = handle.clone();
@@ -117,23 +171,33 @@ pub fn install(addr: Option<SocketAddr>) -> Result<MetricsHandle, InstallError> 
         })?;
     describe();
     set_build_info();
-    Ok(MetricsHandle { prometheus: handle })
+    Ok(handle)
 }
 
-/// The installed recorder, for rendering the exposition without HTTP.
-#[derive(Clone, Debug)]
+/// A [`Recorder`]'s contents, for rendering the exposition (the `/metrics` endpoint, tests).
+#[derive(Clone)]
 pub struct MetricsHandle {
     prometheus: PrometheusHandle,
+    histograms: Arc<Histograms>,
 }
 
 impl MetricsHandle {
-    /// Wraps a recorder's handle (tests build their own recorder with [`builder`]).
-    pub fn new(prometheus: PrometheusHandle) -> Self {
-        Self { prometheus }
+    /// The current exposition, as GET `/metrics` answers it: the exporter's counters and gauges,
+    /// then every histogram, summed over its shards.
+    pub fn render(&self) -> String {
+        let mut out = self.prometheus.render();
+        self.histograms.render(&mut out);
+        out
     }
 
-    /// The current exposition, as GET `/metrics` would answer it.
-    pub fn render(&self) -> String {
-        self.prometheus.render()
+    /// Runs the exporter's upkeep ([`UPKEEP_INTERVAL`]).
+    pub fn run_upkeep(&self) {
+        self.prometheus.run_upkeep();
+    }
+}
+
+impl std::fmt::Debug for MetricsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsHandle").finish_non_exhaustive()
     }
 }

@@ -23,10 +23,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics::counter;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::export::MetricsHandle;
 use super::names::LIMIT_HITS_TOTAL;
 use crate::channel::Limit;
 use crate::rate_limited_log::RateLimitedLog;
@@ -61,7 +61,7 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Serves `/metrics` and `/health` on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+pub async fn serve(listener: TcpListener, handle: MetricsHandle) {
     let handle = Rc::new(handle);
     let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut backoff = MIN_BACKOFF;
@@ -118,7 +118,7 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
 
 async fn answer(
     req: Request<Incoming>,
-    handle: Rc<PrometheusHandle>,
+    handle: Rc<MetricsHandle>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics" | "/") => (

@@ -1,6 +1,7 @@
 //! Metrics: every metric name in one place ([`names`]), the per-worker handles the runtime
-//! updates on its hot path ([`WorkerMetrics`]), and the Prometheus recorder with its `/metrics`
-//! endpoint ([`install`]).
+//! updates on its hot path ([`WorkerMetrics`]), and the Prometheus recorder ([`Recorder`]:
+//! the exposition crate's counters and gauges, histograms aggregated per worker) with its
+//! `/metrics` endpoint ([`install`]).
 //!
 //! Startup order: [`install`] once (or nothing, for a process without metrics: every handle is
 //! then a no-op), build a [`ListenerNames`] from the config, then one [`WorkerMetrics::new`] per
@@ -12,6 +13,7 @@
 
 mod cgi;
 mod export;
+mod histogram;
 pub mod http;
 mod labels;
 pub mod names;
@@ -19,7 +21,7 @@ mod worker;
 
 pub use cgi::{CgiMetrics, CgiOutcome, CgiRefusal};
 pub use export::{
-    builder, describe, install, set_build_info, set_io_backend, InstallError, MetricsHandle,
+    describe, install, set_build_info, set_io_backend, InstallError, MetricsHandle, Recorder,
     UPKEEP_INTERVAL,
 };
 pub use labels::{

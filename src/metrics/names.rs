@@ -5,8 +5,9 @@
 //!
 //! Conventions: every name starts with `ringgate_`; counters end in `_total`; durations are in
 //! seconds and end in `_seconds`; byte amounts are counters ending in `_bytes_total` (never
-//! histograms). A `worker` label appears only on the slab gauges: every other series is summed
-//! over the worker threads by sharing one handle per label set.
+//! histograms). A `worker` label appears only on the slab gauges: every other series is a total
+//! over the worker threads (counters and gauges share one atomic per label set; histograms keep
+//! one shard per worker, summed when rendered).
 
 /// Upper bounds (seconds) of the buckets of every duration histogram: 100 µs to 30 s, roughly
 /// 1-2.5-5 per decade, so p50/p99 of a fast local handler and of a slow upstream both land

@@ -1,5 +1,5 @@
-//! Exposition tests: record through [`WorkerMetrics`] into a local Prometheus recorder built
-//! with [`builder`] and compare exact rendered lines.
+//! Exposition tests: record through [`WorkerMetrics`] into a local [`Recorder`] and compare
+//! exact rendered lines.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -22,8 +22,8 @@ fn listeners() -> ListenerNames {
 /// Runs `f` on worker 3's metrics with a fresh local recorder current (so lazily registered
 /// labels land there too) and returns the exposition.
 fn render_after(f: impl FnOnce(&WorkerMetrics)) -> String {
-    let recorder = builder().build_recorder();
-    let handle = MetricsHandle::new(recorder.handle());
+    let recorder = Recorder::new();
+    let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         describe();
         f(&WorkerMetrics::new(3, &listeners()));
@@ -287,8 +287,8 @@ fn connections_bytes_sends_and_slabs() {
 
 #[test]
 fn workers_share_series_except_the_slab_gauges() {
-    let recorder = builder().build_recorder();
-    let handle = MetricsHandle::new(recorder.handle());
+    let recorder = Recorder::new();
+    let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         let names = listeners();
         let (w0, w1) = (WorkerMetrics::new(0, &names), WorkerMetrics::new(1, &names));
@@ -309,6 +309,103 @@ fn workers_share_series_except_the_slab_gauges() {
             r#"ringgate_slab_entries{worker="1",kind="connections"} 7"#,
         ],
     );
+}
+
+#[test]
+fn histograms_sum_every_worker_and_name_each_family_once() {
+    let recorder = Recorder::new();
+    let handle = recorder.handle();
+    let names = listeners();
+    let record = |worker: usize, ms_each: &[u64]| {
+        let m = metrics::with_local_recorder(&recorder, || WorkerMetrics::new(worker, &names));
+        for &n in ms_each {
+            m.record(&Stat::RequestFinished {
+                protocol: Protocol::Scgi,
+                status: 200,
+                duration: ms(n),
+            });
+        }
+        m
+    };
+    metrics::with_local_recorder(&recorder, describe);
+    // Each worker on its own thread, as in the server; their handles live on meanwhile.
+    let (w0, w1) = std::thread::scope(|s| {
+        let a = s.spawn(|| record(0, &[1, 1, 100]));
+        let b = s.spawn(|| record(1, &[1, 5000, 60_000]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let out = handle.render();
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="0.0005"} 0"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="0.001"} 3"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="0.1"} 4"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="5"} 5"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="30"} 5"#,
+            r#"ringgate_request_duration_seconds_bucket{protocol="scgi",le="+Inf"} 6"#,
+            r#"ringgate_request_duration_seconds_count{protocol="scgi"} 6"#,
+            r#"ringgate_request_duration_seconds_count{protocol="fastcgi"} 0"#,
+        ],
+    );
+    let sum: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"ringgate_request_duration_seconds_sum{protocol="scgi"} "#))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((sum - 65.103).abs() < 1e-9, "{sum}");
+    let present = names::ALL
+        .iter()
+        .filter(|d| out.contains(&format!("\n{}", d.name)));
+    for def in present {
+        for header in ["# HELP", "# TYPE"] {
+            let n = out
+                .lines()
+                .filter(|l| l.starts_with(&format!("{header} {} ", def.name)))
+                .count();
+            assert_eq!(n, 1, "{header} {}", def.name);
+        }
+    }
+    drop((w0, w1));
+}
+
+#[test]
+fn histogram_buckets_are_less_or_equal_and_cumulative() {
+    let out = render_after(|m| {
+        // Exactly on a bound: counted in that bucket.
+        m.record(&Stat::InputStall {
+            duration: Duration::from_micros(250),
+        });
+        m.record(&Stat::ConnectionConcurrency { in_flight: 16 });
+        m.record(&Stat::ConnectionConcurrency { in_flight: 17 });
+    });
+    assert_lines(
+        &out,
+        &[
+            r#"ringgate_input_stall_seconds_bucket{le="0.0001"} 0"#,
+            r#"ringgate_input_stall_seconds_bucket{le="0.00025"} 1"#,
+            r#"ringgate_input_stall_seconds_bucket{le="+Inf"} 1"#,
+            "ringgate_input_stall_seconds_sum 0.00025",
+            "ringgate_input_stall_seconds_count 1",
+            r#"ringgate_connection_requests_in_flight_bucket{le="8"} 0"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="16"} 1"#,
+            r#"ringgate_connection_requests_in_flight_bucket{le="32"} 2"#,
+            "ringgate_connection_requests_in_flight_sum 33",
+            "ringgate_connection_requests_in_flight_count 2",
+        ],
+    );
+}
+
+#[test]
+fn a_histogram_outside_names_goes_to_the_exporter() {
+    let recorder = Recorder::new();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::histogram!("not_ringgate_seconds").record(0.5);
+    });
+    let out = handle.render();
+    assert_lines(&out, &["# TYPE not_ringgate_seconds summary"]);
 }
 
 /// The metric a rendered series belongs to (a histogram's `_bucket`, `_sum`, `_count` included).
@@ -381,8 +478,8 @@ fn every_defined_metric_is_registered_with_its_labels() {
 
 #[test]
 fn disabled_registers_and_records_nothing() {
-    let recorder = builder().build_recorder();
-    let handle = MetricsHandle::new(recorder.handle());
+    let recorder = Recorder::new();
+    let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         let m = WorkerMetrics::disabled();
         m.record(&Stat::RequestStarted {

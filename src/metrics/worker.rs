@@ -2,9 +2,12 @@
 //!
 //! Every handle is registered once, in [`WorkerMetrics::new`], against the recorder current at
 //! that moment, and kept in arrays indexed by the small label enums, so recording is an array
-//! index plus an atomic update: no registry lookup, no hashing, no allocation. Series without a
-//! `worker` label are shared by all workers (the registry hands every worker the same atomic for
-//! the same label set), so the rendered values are already process totals.
+//! index plus an atomic update: no registry lookup, no hashing, no allocation. Counters and gauges
+//! without a `worker` label are shared by all workers (the registry hands every worker the same
+//! atomic for the same label set), so the rendered values are already process totals.
+//! Histograms are per worker instead ([`super::histogram`]: each registration gets its own
+//! bucket counters, summed when `/metrics` is rendered), so recording one is a bucket search and
+//! two atomic adds on this worker's own cache lines, and no sample is kept.
 //!
 //! Every label is a small enum with an `ALL` list ([`Limit`], [`ProtocolErrorKind`], ...), so
 //! every series exists (at 0) from the start and no value can grow the exposition.
