@@ -204,7 +204,7 @@ struct RequestSlot {
 struct Conn<E, H> {
     engine: RefCell<E>,
     worker: Rc<WorkerShared<H>>,
-    requests: RefCell<HashMap<RequestKey, RequestSlot>>,
+    requests: RefCell<HashMap<RequestKey, RequestSlot, foldhash::fast::FixedState>>,
     reader_parked: Cell<bool>,
     reader_wake: Notify,
     writer_wake: Notify,
@@ -234,7 +234,7 @@ where
     let conn = Rc::new(Conn {
         engine: RefCell::new(engine),
         worker: worker.clone(),
-        requests: RefCell::new(HashMap::new()),
+        requests: RefCell::new(HashMap::default()),
         reader_parked: Cell::new(false),
         reader_wake: Notify::new(),
         writer_wake: Notify::new(),

@@ -105,9 +105,9 @@ pub struct UringRead<S> {
     /// A worker buffer holding the last read's bytes, when they were waiting already.
     borrowed: Option<Vec<u8>>,
     /// Whether bytes are likely waiting already, so a non-blocking `recv(2)` is tried before
-    /// a ring read: the last read filled its buffer, or was such a `recv(2)` that found bytes.
-    /// Otherwise (a peer that sends one request and waits for its answer) a failed `recv(2)`
-    /// would cost a system call on every read, and the ring read goes first.
+    /// a ring read: the last read filled its whole buffer. Otherwise the socket was empty
+    /// after it, and a `recv(2)` now would most likely fail and cost a system call, so the
+    /// ring read goes first.
     try_now: bool,
 }
 
@@ -130,7 +130,8 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
                 if self.try_now {
                     let mut worker = readbuf::take();
                     if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
-                        self.try_now = matches!(result, Ok(n) if n > 0);
+                        // Less than a whole buffer: the socket is empty now.
+                        self.try_now = matches!(result, Ok(n) if n == worker.capacity());
                         self.borrowed = Some(worker);
                         self.buf = Some(PoolBuf::Heap(b));
                         return result;
