@@ -1,6 +1,7 @@
 //! Unit and property tests of [`super`] (cgi).
 
 use super::*;
+use bytes::Bytes;
 
 fn vars(list: &[(&str, &str)]) -> CgiVars {
     let mut v = CgiVars::new();

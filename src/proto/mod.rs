@@ -9,3 +9,4 @@
 pub mod cgi;
 pub mod fastcgi;
 pub mod scgi;
+mod vars;

@@ -4,9 +4,10 @@
 //! incremental: a pair may be split anywhere across PARAMS records, and a declared length
 //! beyond the remaining params budget is refused before any byte of it is buffered.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
+use crate::proto::vars::Span;
 
 /// Largest length a pair's 4-byte length field can express (31 bits).
 pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
@@ -14,8 +15,8 @@ pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
 /// Lengths up to this value use the 1-byte form.
 const SHORT_LEN_MAX: usize = 0x7f;
 
-/// Smallest allocation for pair bytes, so the pairs of a typical request share a few buffers.
-const PAIR_BUF_CHUNK: usize = 2048;
+/// Pairs the index of a new decoder has room for (nginx sends 20 to 40).
+const SPANS_INITIAL: usize = 32;
 
 /// Why a params stream was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
@@ -81,11 +82,11 @@ pub fn encode_pair(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 /// Where the decoder is inside the current pair.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
-    /// Reading the name's length field (`have` bytes of it so far).
+    /// Reading the name's length field (`len_have` bytes of it so far).
     NameLen,
     /// Reading the value's length field.
     ValueLen,
-    /// Copying `name_len + value_len` bytes of name and value into `buf`.
+    /// Skipping over the `body_left` bytes of name and value still to come.
     Body,
 }
 
@@ -93,13 +94,17 @@ enum Stage {
 ///
 /// Call [`ParamsDecoder::push`] with the content of each PARAMS record, then
 /// [`ParamsDecoder::finish`] on the empty PARAMS record. Every byte is examined once: a small
-/// state machine remembers a length field split across records. After an error the decoder
-/// stays failed and returns the same error.
+/// state machine remembers a length field split across records and skips over names and
+/// values. The stream is kept as it arrived, length fields included, in one buffer (copied
+/// once, grown only for a stream of several records): the variables are spans of it, so a
+/// request costs one buffer and one index, not an allocation per pair. After an error the
+/// decoder stays failed, returns the same error and holds no buffer.
 #[derive(Debug)]
 pub struct ParamsDecoder {
     max_bytes: usize,
     max_pairs: usize,
-    /// Bytes consumed so far, length fields included.
+    /// Bytes consumed so far, length fields included: the offset in the stream of the next
+    /// byte, and never more than `max_bytes`.
     used: usize,
     stage: Stage,
     /// Bytes of the current length field collected so far (0..4).
@@ -108,9 +113,13 @@ pub struct ParamsDecoder {
     len_bytes: [u8; 4],
     name_len: usize,
     value_len: usize,
-    /// Name then value of the current pair; split off and frozen when it is complete.
-    buf: BytesMut,
-    vars: CgiVars,
+    /// Offset in the stream of the current pair's name.
+    pair_start: usize,
+    /// Bytes of the current pair's name and value not seen yet.
+    body_left: usize,
+    /// The stream so far; its capacity never exceeds `max_bytes`.
+    buf: Vec<u8>,
+    spans: Vec<Span>,
     failed: Option<ParamsError>,
 }
 
@@ -126,8 +135,10 @@ impl ParamsDecoder {
             len_bytes: [0; 4],
             name_len: 0,
             value_len: 0,
-            buf: BytesMut::new(),
-            vars: CgiVars::new(),
+            pair_start: 0,
+            body_left: 0,
+            buf: Vec::new(),
+            spans: Vec::new(),
             failed: None,
         }
     }
@@ -137,11 +148,31 @@ impl ParamsDecoder {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let r = self.push_inner(chunk);
-        if let Err(e) = r {
+        if let Err(e) = self.scan(chunk) {
             self.failed = Some(e);
+            // Nothing of a refused stream is needed any more.
+            self.buf = Vec::new();
+            self.spans = Vec::new();
+            return Err(e);
         }
-        r
+        self.keep(chunk);
+        Ok(())
+    }
+
+    /// Appends a chunk that passed [`Self::scan`] to the buffer. The first chunk gets an
+    /// exact allocation (the whole stream, usually); later ones grow it by doubling, capped at
+    /// the budget, which `scan` guarantees the stream fits in.
+    fn keep(&mut self, chunk: &[u8]) {
+        let needed = self.buf.len() + chunk.len();
+        if needed > self.buf.capacity() {
+            let cap = if self.buf.is_empty() {
+                needed
+            } else {
+                needed.max(self.buf.capacity().saturating_mul(2).min(self.max_bytes))
+            };
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
+        self.buf.extend_from_slice(chunk);
     }
 
     fn too_large(&self) -> ParamsError {
@@ -150,53 +181,49 @@ impl ParamsDecoder {
         }
     }
 
-    fn push_inner(&mut self, mut input: &[u8]) -> Result<(), ParamsError> {
-        while !input.is_empty() {
-            match self.stage {
-                Stage::NameLen | Stage::ValueLen => {
-                    if self.stage == Stage::NameLen
-                        && self.len_have == 0
-                        && self.vars.len() >= self.max_pairs
-                    {
-                        return Err(ParamsError::TooManyPairs {
-                            limit: self.max_pairs,
-                        });
-                    }
-                    let b = input[0];
-                    input = &input[1..];
-                    if self.used >= self.max_bytes {
-                        return Err(self.too_large());
-                    }
-                    self.used += 1;
-                    let len = if self.len_have == 0 && b & 0x80 == 0 {
-                        usize::from(b)
-                    } else {
-                        self.len_bytes[self.len_have] = b;
-                        self.len_have += 1;
-                        if self.len_have < 4 {
-                            continue;
-                        }
-                        self.len_have = 0;
-                        (u32::from_be_bytes(self.len_bytes) & 0x7fff_ffff) as usize
-                    };
-                    self.length_done(len)?;
+    /// Runs the state machine over `input`, recording every pair that completes.
+    fn scan(&mut self, mut input: &[u8]) -> Result<(), ParamsError> {
+        while let Some((&b, rest)) = input.split_first() {
+            if self.stage == Stage::Body {
+                let take = self.body_left.min(input.len());
+                self.body_left -= take;
+                self.used += take;
+                input = &input[take..];
+                if self.body_left == 0 {
+                    self.pair_done();
                 }
-                Stage::Body => {
-                    let total = self.name_len + self.value_len;
-                    let take = (total - self.buf.len()).min(input.len());
-                    self.buf.extend_from_slice(&input[..take]);
-                    self.used += take;
-                    input = &input[take..];
-                    if self.buf.len() == total {
-                        self.pair_done();
-                    }
-                }
+                continue;
             }
+            if self.stage == Stage::NameLen
+                && self.len_have == 0
+                && self.spans.len() >= self.max_pairs
+            {
+                return Err(ParamsError::TooManyPairs {
+                    limit: self.max_pairs,
+                });
+            }
+            input = rest;
+            if self.used >= self.max_bytes {
+                return Err(self.too_large());
+            }
+            self.used += 1;
+            let len = if self.len_have == 0 && b & 0x80 == 0 {
+                usize::from(b)
+            } else {
+                self.len_bytes[self.len_have] = b;
+                self.len_have += 1;
+                if self.len_have < 4 {
+                    continue;
+                }
+                self.len_have = 0;
+                (u32::from_be_bytes(self.len_bytes) & 0x7fff_ffff) as usize
+            };
+            self.length_done(len)?;
         }
         Ok(())
     }
 
-    /// A whole length field has arrived: check it against the budget before buffering.
+    /// A whole length field has arrived: check it against the budget.
     fn length_done(&mut self, len: usize) -> Result<(), ParamsError> {
         let remaining = self.max_bytes - self.used;
         if self.stage == Stage::NameLen {
@@ -212,24 +239,26 @@ impl ParamsDecoder {
             return Err(self.too_large());
         }
         self.value_len = len;
-        let total = self.name_len + len;
-        if total == 0 {
+        self.pair_start = self.used;
+        self.body_left = self.name_len + len;
+        if self.body_left == 0 {
             self.pair_done();
         } else {
-            // Let several small pairs share one allocation (the room left after the last
-            // pair was split off); a new one is never larger than the budget left.
-            if self.buf.capacity() < total {
-                self.buf = BytesMut::with_capacity(total.max(PAIR_BUF_CHUNK.min(remaining)));
-            }
             self.stage = Stage::Body;
         }
         Ok(())
     }
 
     fn pair_done(&mut self) {
-        let name = self.buf.split_to(self.name_len).freeze();
-        let value = self.buf.split().freeze();
-        self.vars.push(name, value);
+        if self.spans.capacity() == 0 {
+            // Room for a typical request's variables in one allocation.
+            self.spans.reserve_exact(self.max_pairs.min(SPANS_INITIAL));
+        }
+        let name_end = self.pair_start + self.name_len;
+        self.spans.push(Span::new(
+            self.pair_start..name_end,
+            name_end..name_end + self.value_len,
+        ));
         self.stage = Stage::NameLen;
     }
 
@@ -241,7 +270,7 @@ impl ParamsDecoder {
         if self.stage != Stage::NameLen || self.len_have != 0 {
             return Err(ParamsError::Truncated);
         }
-        Ok(self.vars)
+        Ok(CgiVars::from_block(Bytes::from(self.buf), self.spans))
     }
 
     /// Decodes one complete body (GET_VALUES, GET_VALUES_RESULT) under the same limits.
