@@ -7,6 +7,7 @@ use bytes::{BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
+use super::header_names;
 pub use super::vars::CgiVars;
 
 /// Default limit on the number of `HTTP_*` variables turned into headers.
@@ -95,22 +96,30 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
     // `HeaderMap` holds at most 32768 entries and panics past that in its plain methods:
     // only the `try_` forms are used on sizes a peer controls.
     let too_many = |_| CgiError::TooManyHeaders { limit: max_headers };
-    let mut headers = HeaderMap::try_with_capacity(vars.len().min(max_headers.saturating_add(2)))
+    // Room for exactly the headers there will be (unless there are too many): `HTTP_*`,
+    // plus `CONTENT_TYPE` and `CONTENT_LENGTH`.
+    let http_vars = vars.iter().filter(|(n, _)| n.starts_with(b"HTTP_")).count();
+    let mut headers = HeaderMap::try_with_capacity(http_vars.min(max_headers).saturating_add(2))
         .map_err(too_many)?;
     let mut count = 0;
-    let mut name_buf = Vec::with_capacity(64);
+    let mut name_buf = Vec::new();
     let mut append = |headers: &mut HeaderMap, name: &[u8], value: &[u8], suffix: &[u8]| {
         count += 1;
         if count > max_headers {
             return Err(CgiError::TooManyHeaders { limit: max_headers });
         }
-        name_buf.clear();
-        name_buf.extend(suffix.iter().map(|&b| match b {
-            b'_' => b'-',
-            b => b.to_ascii_lowercase(),
-        }));
         let bad = || CgiError::BadHeader(String::from_utf8_lossy(name).into_owned());
-        let header_name = HeaderName::from_bytes(&name_buf).map_err(|_| bad())?;
+        let header_name = match header_names::common(suffix) {
+            Some(n) => n,
+            None => {
+                name_buf.clear();
+                name_buf.extend(suffix.iter().map(|&b| match b {
+                    b'_' => b'-',
+                    b => b.to_ascii_lowercase(),
+                }));
+                HeaderName::from_bytes(&name_buf).map_err(|_| bad())?
+            }
+        };
         let header_value = HeaderValue::from_maybe_shared(vars.shared(value)).map_err(|_| bad())?;
         headers
             .try_append(header_name, header_value)

@@ -79,6 +79,17 @@ pub fn encode_pair(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(value);
 }
 
+/// A whole length field at the front of `input`: the length and the field's size, or `None`
+/// if the field is not all there.
+fn read_len(input: &[u8]) -> Option<(usize, usize)> {
+    let &first = input.first()?;
+    if first & 0x80 == 0 {
+        return Some((usize::from(first), 1));
+    }
+    let field = input.first_chunk::<4>()?;
+    Some(((u32::from_be_bytes(*field) & 0x7fff_ffff) as usize, 4))
+}
+
 /// Where the decoder is inside the current pair.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
@@ -181,8 +192,52 @@ impl ParamsDecoder {
         }
     }
 
-    /// Runs the state machine over `input`, recording every pair that completes.
+    /// Checks `input` and records every pair that completes in it: whole pairs at once while
+    /// they fit, the rest (a pair cut by the end of the record, or one that breaks a limit)
+    /// byte by byte.
     fn scan(&mut self, mut input: &[u8]) -> Result<(), ParamsError> {
+        loop {
+            input = self.whole_pairs(input);
+            if input.is_empty() {
+                return Ok(());
+            }
+            input = self.step(input)?;
+        }
+    }
+
+    /// Takes whole pairs off the front of `input` while the decoder is between pairs and each
+    /// pair, length fields included, lies in `input` and fits within both limits; returns the
+    /// rest. A pair this passes, [`Self::step`] would pass too, and it records the same spans.
+    fn whole_pairs<'a>(&mut self, mut input: &'a [u8]) -> &'a [u8] {
+        if self.stage != Stage::NameLen || self.len_have != 0 {
+            return input;
+        }
+        while self.spans.len() < self.max_pairs {
+            let Some((name_len, name_field)) = read_len(input) else {
+                break;
+            };
+            let Some((value_len, value_field)) = read_len(&input[name_field..]) else {
+                break;
+            };
+            let fields = name_field + value_field;
+            // Each length is below 2^31: no overflow.
+            let pair = fields + name_len + value_len;
+            if pair > input.len() || pair > self.max_bytes - self.used {
+                break;
+            }
+            self.name_len = name_len;
+            self.value_len = value_len;
+            self.pair_start = self.used + fields;
+            self.used += pair;
+            self.pair_done();
+            input = &input[pair..];
+        }
+        input
+    }
+
+    /// Runs the state machine over `input` until a pair completes or `input` ends; returns
+    /// the rest.
+    fn step<'a>(&mut self, mut input: &'a [u8]) -> Result<&'a [u8], ParamsError> {
         while let Some((&b, rest)) = input.split_first() {
             if self.stage == Stage::Body {
                 let take = self.body_left.min(input.len());
@@ -191,6 +246,7 @@ impl ParamsDecoder {
                 input = &input[take..];
                 if self.body_left == 0 {
                     self.pair_done();
+                    break;
                 }
                 continue;
             }
@@ -218,13 +274,16 @@ impl ParamsDecoder {
                 self.len_have = 0;
                 (u32::from_be_bytes(self.len_bytes) & 0x7fff_ffff) as usize
             };
-            self.length_done(len)?;
+            if self.length_done(len)? {
+                break;
+            }
         }
-        Ok(())
+        Ok(input)
     }
 
-    /// A whole length field has arrived: check it against the budget.
-    fn length_done(&mut self, len: usize) -> Result<(), ParamsError> {
+    /// A whole length field has arrived: check it against the budget. `Ok(true)` when that
+    /// completes a pair (an empty name and value).
+    fn length_done(&mut self, len: usize) -> Result<bool, ParamsError> {
         let remaining = self.max_bytes - self.used;
         if self.stage == Stage::NameLen {
             // The value's length field still has to come: at least 1 more byte.
@@ -233,7 +292,7 @@ impl ParamsDecoder {
             }
             self.name_len = len;
             self.stage = Stage::ValueLen;
-            return Ok(());
+            return Ok(false);
         }
         if self.name_len.saturating_add(len) > remaining {
             return Err(self.too_large());
@@ -243,10 +302,10 @@ impl ParamsDecoder {
         self.body_left = self.name_len + len;
         if self.body_left == 0 {
             self.pair_done();
-        } else {
-            self.stage = Stage::Body;
+            return Ok(true);
         }
-        Ok(())
+        self.stage = Stage::Body;
+        Ok(false)
     }
 
     fn pair_done(&mut self) {
