@@ -194,9 +194,9 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
         server_addr: k.server_addr.and_then(|v| parse_ip(v)),
-        server_port: text(k.server_port).and_then(|p| p.parse().ok()),
+        server_port: k.server_port.and_then(parse_port),
         remote_addr: k.remote_addr.and_then(|v| parse_ip(v)),
-        remote_port: text(k.remote_port).and_then(|p| p.parse().ok()),
+        remote_port: k.remote_port.and_then(parse_port),
     })
 }
 
@@ -277,6 +277,13 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
         }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
+}
+
+/// A port as `str::parse::<u16>` reads one (an optional `+`, then digits), without going
+/// through `str`.
+fn parse_port(v: &[u8]) -> Option<u16> {
+    let digits = v.strip_prefix(b"+").unwrap_or(v);
+    parse_decimal(digits).and_then(|p| u16::try_from(p).ok())
 }
 
 /// An IP address, bracketed IPv6 (`[::1]`) accepted.

@@ -308,6 +308,7 @@ impl ParamsDecoder {
         Ok(false)
     }
 
+    #[inline]
     fn pair_done(&mut self) {
         if self.spans.capacity() == 0 {
             // Room for a typical request's variables in one allocation.
