@@ -155,7 +155,7 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
     let content_type = k.content_type.filter(|v| !v.is_empty());
     let (content_length, content_length_header) = match k.content_length {
         None => (None, None),
-        Some(v) if v.is_empty() => (Some(0), None),
+        Some([]) => (Some(0), None),
         Some(v) => {
             let n = parse_decimal(v).ok_or(CgiError::BadContentLength)?;
             (Some(n), Some(v))
@@ -193,9 +193,9 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         server_name: text(k.server_name)
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
-        server_addr: k.server_addr.and_then(|v| parse_ip(v)),
+        server_addr: k.server_addr.and_then(parse_ip),
         server_port: k.server_port.and_then(parse_port),
-        remote_addr: k.remote_addr.and_then(|v| parse_ip(v)),
+        remote_addr: k.remote_addr.and_then(parse_ip),
         remote_port: k.remote_port.and_then(parse_port),
     })
 }
