@@ -19,10 +19,11 @@ use super::{
 };
 use crate::proto::cgi::{encode_response_head, parse_request, CgiVars};
 use crate::proto::fastcgi::record::{
-    encode_end_request, encode_record, encode_stream, encode_stream_end, encode_unknown_type,
+    encode_end_request, encode_record, encode_stream, encode_stream_end, encode_stream_with,
+    encode_unknown_type, RecordHeader, HEADER_LEN,
 };
 use crate::proto::fastcgi::{
-    encode_pair, BeginRequest, ParamsDecoder, ParamsError, ProtocolStatus, Record, RecordDecoder,
+    encode_pair, BeginRequest, ParamsDecoder, ParamsError, ProtocolStatus, RecordDecoder,
     RecordType, Role,
 };
 
@@ -215,33 +216,48 @@ impl FastCgiEngine {
         self.remove(slot, now);
     }
 
-    fn handle_record(&mut self, record: Record, now: Instant) {
-        if record.request_id == 0 {
-            return self.handle_management(record);
+    /// Takes the record at the front of `input` (whole: [`RecordDecoder::peek`] said so) off
+    /// it and handles it. Only the content of a request's STDIN or DATA record is kept (it
+    /// waits for the application): that one is split off as a shared [`Bytes`]; every other
+    /// record is read in place.
+    fn handle_record(&mut self, input: &mut BytesMut, header: RecordHeader, now: Instant) {
+        let (id, record_type) = (header.request_id, header.record_type);
+        let stream = match record_type {
+            RecordType::STDIN => Some(InputStream::Body),
+            RecordType::DATA => Some(InputStream::FilterData),
+            _ => None,
+        };
+        if let (Some(stream), false) = (stream, id == 0) {
+            let content = self.decoder.take(input, &header);
+            return self.handle_stream(id, content, stream, now);
         }
-        match record.record_type {
-            RecordType::BEGIN_REQUEST => self.handle_begin(record, now),
-            RecordType::ABORT_REQUEST => {
-                // An abort for an id not in flight (already ended) is ignored.
-                if let Some(slot) = self.slot_of(record.request_id) {
-                    self.abort_slot(slot, AbortCause::PeerAbort, StatusCode::OK, now);
+        let content = &input[HEADER_LEN..][..usize::from(header.content_length)];
+        if id == 0 {
+            self.handle_management(record_type, content);
+        } else {
+            match record_type {
+                RecordType::BEGIN_REQUEST => self.handle_begin(id, content, now),
+                RecordType::ABORT_REQUEST => {
+                    // An abort for an id not in flight (already ended) is ignored.
+                    if let Some(slot) = self.slot_of(id) {
+                        self.abort_slot(slot, AbortCause::PeerAbort, StatusCode::OK, now);
+                    }
                 }
+                RecordType::PARAMS => self.handle_params(id, content, now),
+                _ => self.protocol_error(ProtocolErrorKind::UnexpectedRecordType),
             }
-            RecordType::PARAMS => self.handle_params(record, now),
-            RecordType::STDIN => self.handle_stream(record, InputStream::Body, now),
-            RecordType::DATA => self.handle_stream(record, InputStream::FilterData, now),
-            _ => self.protocol_error(ProtocolErrorKind::UnexpectedRecordType),
         }
+        self.decoder.consume(input, &header);
     }
 
-    fn handle_management(&mut self, record: Record) {
-        if record.record_type != RecordType::GET_VALUES {
-            encode_unknown_type(self.out.buf(), record.record_type);
+    fn handle_management(&mut self, record_type: RecordType, content: &[u8]) {
+        if record_type != RecordType::GET_VALUES {
+            encode_unknown_type(self.out.buf(), record_type);
             self.stat(Stat::UnknownTypeSent);
             return;
         }
         let query = match ParamsDecoder::decode_all(
-            &record.content,
+            content,
             self.limits.max_params_bytes,
             self.limits.max_params_pairs,
         ) {
@@ -274,9 +290,8 @@ impl FastCgiEngine {
         }
     }
 
-    fn handle_begin(&mut self, record: Record, now: Instant) {
-        let id = record.request_id;
-        let Some(begin) = BeginRequest::parse(&record.content) else {
+    fn handle_begin(&mut self, id: u16, content: &[u8], now: Instant) {
+        let Some(begin) = BeginRequest::parse(content) else {
             return self.protocol_error(ProtocolErrorKind::ShortBeginRequest);
         };
         if self.slot_of(id).is_some() {
@@ -327,8 +342,8 @@ impl FastCgiEngine {
         });
     }
 
-    fn handle_params(&mut self, record: Record, now: Instant) {
-        let Some(slot) = self.slot_of(record.request_id) else {
+    fn handle_params(&mut self, id: u16, content: &[u8], now: Instant) {
+        let Some(slot) = self.slot_of(id) else {
             return; // Records for an id not in flight are ignored (spec).
         };
         let req = &mut self.requests[slot];
@@ -336,8 +351,8 @@ impl FastCgiEngine {
         let Params::Reading(decoder) = &mut req.params else {
             return self.protocol_error(ProtocolErrorKind::ParamsAfterEnd);
         };
-        if !record.content.is_empty() {
-            if let Err(e) = decoder.push(&record.content) {
+        if !content.is_empty() {
+            if let Err(e) = decoder.push(content) {
                 return self.params_failed(slot, e, now);
             }
             return;
@@ -404,8 +419,8 @@ impl FastCgiEngine {
         self.answer_unannounced(slot, status, now);
     }
 
-    fn handle_stream(&mut self, record: Record, stream: InputStream, now: Instant) {
-        let Some(slot) = self.slot_of(record.request_id) else {
+    fn handle_stream(&mut self, id: u16, content: Bytes, stream: InputStream, now: Instant) {
+        let Some(slot) = self.slot_of(id) else {
             return;
         };
         let key = self.key_of(slot);
@@ -415,10 +430,10 @@ impl FastCgiEngine {
         if !buffer.is_open() {
             return self.protocol_error(ProtocolErrorKind::InputAfterEnd);
         }
-        let wake = if record.content.is_empty() {
+        let wake = if content.is_empty() {
             buffer.end()
         } else {
-            buffer.push(record.content)
+            buffer.push(content)
         };
         if wake {
             self.events.push_back(Event::BodyReadable(key, stream));
@@ -450,22 +465,27 @@ impl FastCgiEngine {
     /// until [`Channel::handle_sent`] brings the queue back under the mark, so whatever the
     /// peer asks for, replies the engine writes itself included, stays bounded.
     fn process_input(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        // Out of `self` while records are handled, which read their content in place.
+        let mut input = std::mem::take(&mut self.input);
+        let mut result = Ok(());
         while !self.out.over_high_water() && self.closed.is_none() {
-            match self.decoder.decode(&mut self.input) {
-                Ok(Some(record)) => self.handle_record(record, now),
+            match self.decoder.peek(&mut input) {
+                Ok(Some(header)) => self.handle_record(&mut input, header, now),
                 Ok(None) => {
-                    release_if_empty(&mut self.input);
+                    release_if_empty(&mut input);
                     break;
                 }
                 Err(e) => {
                     self.protocol_error(ProtocolErrorKind::BadRecord);
                     self.closed = Some(CloseReason::ProtocolError);
-                    self.input.clear();
-                    return Err(e.into());
+                    input = BytesMut::new();
+                    result = Err(e.into());
+                    break;
                 }
             }
         }
-        Ok(())
+        self.input = input;
+        result
     }
 
     /// Nothing in flight and nothing to send.
@@ -609,10 +629,10 @@ impl Channel for FastCgiEngine {
         if status.is_informational() {
             return Ok(false);
         }
-        self.scratch.clear();
-        encode_response_head(&mut self.scratch, status, headers);
         let id = self.requests[slot].id;
-        encode_stream(self.out.buf(), RecordType::STDOUT, id, &self.scratch);
+        encode_stream_with(self.out.buf(), RecordType::STDOUT, id, |out| {
+            encode_response_head(out, status, headers)
+        });
         self.first_byte(slot, status, now);
         Ok(true)
     }

@@ -3,61 +3,18 @@
 
 use std::net::IpAddr;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+use super::header_names;
+pub use super::vars::CgiVars;
 
 /// Default limit on the number of `HTTP_*` variables turned into headers.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Default limit on the size of a CGI response head, blank line included.
 pub const DEFAULT_MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
-
-/// CGI meta-variables in arrival order. Lookups are linear: a request has a few dozen.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CgiVars {
-    pairs: Vec<(Bytes, Bytes)>,
-}
-
-impl CgiVars {
-    /// No variables.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a variable (the decoders check uniqueness where the protocol demands it).
-    pub fn push(&mut self, name: Bytes, value: Bytes) {
-        self.pairs.push((name, value));
-    }
-
-    /// The value of the first variable called `name`.
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.as_ref() == name.as_bytes())
-            .map(|(_, v)| v.as_ref())
-    }
-
-    /// The value of `name` if it is UTF-8.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// All variables in arrival order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
-    }
-
-    /// Number of variables.
-    pub fn len(&self) -> usize {
-        self.pairs.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
-    }
-}
 
 /// The request the variables describe.
 #[derive(Clone, Debug)]
@@ -139,23 +96,31 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
     // `HeaderMap` holds at most 32768 entries and panics past that in its plain methods:
     // only the `try_` forms are used on sizes a peer controls.
     let too_many = |_| CgiError::TooManyHeaders { limit: max_headers };
-    let mut headers = HeaderMap::try_with_capacity(vars.len().min(max_headers.saturating_add(2)))
+    // Room for exactly the headers there will be (unless there are too many): `HTTP_*`,
+    // plus `CONTENT_TYPE` and `CONTENT_LENGTH`.
+    let http_vars = vars.iter().filter(|(n, _)| n.starts_with(b"HTTP_")).count();
+    let mut headers = HeaderMap::try_with_capacity(http_vars.min(max_headers).saturating_add(2))
         .map_err(too_many)?;
     let mut count = 0;
-    let mut name_buf = Vec::with_capacity(64);
-    let mut append = |headers: &mut HeaderMap, name: &Bytes, value: &Bytes, suffix: &[u8]| {
+    let mut name_buf = Vec::new();
+    let mut append = |headers: &mut HeaderMap, name: &[u8], value: &[u8], suffix: &[u8]| {
         count += 1;
         if count > max_headers {
             return Err(CgiError::TooManyHeaders { limit: max_headers });
         }
-        name_buf.clear();
-        name_buf.extend(suffix.iter().map(|&b| match b {
-            b'_' => b'-',
-            b => b.to_ascii_lowercase(),
-        }));
         let bad = || CgiError::BadHeader(String::from_utf8_lossy(name).into_owned());
-        let header_name = HeaderName::from_bytes(&name_buf).map_err(|_| bad())?;
-        let header_value = HeaderValue::from_maybe_shared(value.clone()).map_err(|_| bad())?;
+        let header_name = match header_names::common(suffix) {
+            Some(n) => n,
+            None => {
+                name_buf.clear();
+                name_buf.extend(suffix.iter().map(|&b| match b {
+                    b'_' => b'-',
+                    b => b.to_ascii_lowercase(),
+                }));
+                HeaderName::from_bytes(&name_buf).map_err(|_| bad())?
+            }
+        };
+        let header_value = HeaderValue::from_maybe_shared(vars.shared(value)).map_err(|_| bad())?;
         headers
             .try_append(header_name, header_value)
             .map_err(too_many)?;
@@ -165,8 +130,8 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
     // One pass: the variables this function reads (the first of each name counts) and the
     // `HTTP_*` headers; `HTTP_CONTENT_*` wait until `CONTENT_*` are known.
     let mut k = Known::default();
-    let mut http_content: [Option<(&Bytes, &Bytes)>; 2] = [None, None];
-    for (name, value) in &vars.pairs {
+    let mut http_content: [Option<(&[u8], &[u8])>; 2] = [None, None];
+    for (name, value) in vars.iter() {
         if let Some(suffix) = name.strip_prefix(b"HTTP_") {
             match suffix {
                 b"CONTENT_TYPE" => http_content[0] = http_content[0].or(Some((name, value))),
@@ -185,12 +150,12 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         Some(p) => parse_version(p)
             .ok_or_else(|| CgiError::BadProtocol(String::from_utf8_lossy(p).into_owned()))?,
     };
-    let uri = request_uri(&k)?;
+    let uri = request_uri(vars, &k)?;
 
     let content_type = k.content_type.filter(|v| !v.is_empty());
     let (content_length, content_length_header) = match k.content_length {
         None => (None, None),
-        Some(v) if v.is_empty() => (Some(0), None),
+        Some([]) => (Some(0), None),
         Some(v) => {
             let n = parse_decimal(v).ok_or(CgiError::BadContentLength)?;
             (Some(n), Some(v))
@@ -205,14 +170,14 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         }
     }
     if let Some(v) = content_type {
-        let v = HeaderValue::from_maybe_shared(v.clone())
+        let v = HeaderValue::from_maybe_shared(vars.shared(v))
             .map_err(|_| CgiError::BadHeader("CONTENT_TYPE".to_owned()))?;
         headers.try_insert(CONTENT_TYPE, v).map_err(too_many)?;
     }
     if let Some(v) = content_length_header {
         // Only digits: always a valid header value.
-        let v =
-            HeaderValue::from_maybe_shared(v.clone()).map_err(|_| CgiError::BadContentLength)?;
+        let v = HeaderValue::from_maybe_shared(vars.shared(v))
+            .map_err(|_| CgiError::BadContentLength)?;
         headers.try_insert(CONTENT_LENGTH, v).map_err(too_many)?;
     }
 
@@ -224,14 +189,14 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         content_length,
         secure: k
             .https
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == "1"),
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1"),
         server_name: text(k.server_name)
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
-        server_addr: k.server_addr.and_then(|v| parse_ip(v)),
-        server_port: text(k.server_port).and_then(|p| p.parse().ok()),
-        remote_addr: k.remote_addr.and_then(|v| parse_ip(v)),
-        remote_port: text(k.remote_port).and_then(|p| p.parse().ok()),
+        server_addr: k.server_addr.and_then(parse_ip),
+        server_port: k.server_port.and_then(parse_port),
+        remote_addr: k.remote_addr.and_then(parse_ip),
+        remote_port: k.remote_port.and_then(parse_port),
     })
 }
 
@@ -239,24 +204,24 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
 /// as with [`CgiVars::get`]).
 #[derive(Default)]
 struct Known<'a> {
-    method: Option<&'a Bytes>,
-    protocol: Option<&'a Bytes>,
-    request_uri: Option<&'a Bytes>,
-    script_name: Option<&'a Bytes>,
-    path_info: Option<&'a Bytes>,
-    query_string: Option<&'a Bytes>,
-    content_type: Option<&'a Bytes>,
-    content_length: Option<&'a Bytes>,
-    https: Option<&'a Bytes>,
-    server_name: Option<&'a Bytes>,
-    server_addr: Option<&'a Bytes>,
-    server_port: Option<&'a Bytes>,
-    remote_addr: Option<&'a Bytes>,
-    remote_port: Option<&'a Bytes>,
+    method: Option<&'a [u8]>,
+    protocol: Option<&'a [u8]>,
+    request_uri: Option<&'a [u8]>,
+    script_name: Option<&'a [u8]>,
+    path_info: Option<&'a [u8]>,
+    query_string: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
+    content_length: Option<&'a [u8]>,
+    https: Option<&'a [u8]>,
+    server_name: Option<&'a [u8]>,
+    server_addr: Option<&'a [u8]>,
+    server_port: Option<&'a [u8]>,
+    remote_addr: Option<&'a [u8]>,
+    remote_port: Option<&'a [u8]>,
 }
 
 impl<'a> Known<'a> {
-    fn offer(&mut self, name: &[u8], value: &'a Bytes) {
+    fn offer(&mut self, name: &[u8], value: &'a [u8]) {
         let slot = match name {
             b"REQUEST_METHOD" => &mut self.method,
             b"SERVER_PROTOCOL" => &mut self.protocol,
@@ -281,13 +246,13 @@ impl<'a> Known<'a> {
 }
 
 /// A variable's value if it is UTF-8.
-fn text(v: Option<&Bytes>) -> Option<&str> {
+fn text(v: Option<&[u8]>) -> Option<&str> {
     v.and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// A variable's value, empty when absent.
-fn part(v: Option<&Bytes>) -> &[u8] {
-    v.map(|b| &b[..]).unwrap_or_default()
+fn part(v: Option<&[u8]>) -> &[u8] {
+    v.unwrap_or_default()
 }
 
 fn parse_version(p: &[u8]) -> Option<Version> {
@@ -312,6 +277,13 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
         }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
+}
+
+/// A port as `str::parse::<u16>` reads one (an optional `+`, then digits), without going
+/// through `str`.
+fn parse_port(v: &[u8]) -> Option<u16> {
+    let digits = v.strip_prefix(b"+").unwrap_or(v);
+    parse_decimal(digits).and_then(|p| u16::try_from(p).ok())
 }
 
 /// An IP address, bracketed IPv6 (`[::1]`) accepted.
@@ -347,9 +319,9 @@ fn percent_encode_into(out: &mut Vec<u8>, input: &[u8], keep: fn(u8) -> bool) {
     }
 }
 
-fn request_uri(k: &Known<'_>) -> Result<Uri, CgiError> {
+fn request_uri(vars: &CgiVars, k: &Known<'_>) -> Result<Uri, CgiError> {
     if let Some(raw) = k.request_uri.filter(|u| !u.is_empty()) {
-        if let Ok(uri) = Uri::from_maybe_shared(raw.clone()) {
+        if let Ok(uri) = Uri::from_maybe_shared(vars.shared(raw)) {
             return Ok(uri);
         }
         // Repair only the origin form: encoding bytes of an authority could change the host.

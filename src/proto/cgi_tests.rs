@@ -1,6 +1,7 @@
 //! Unit and property tests of [`super`] (cgi).
 
 use super::*;
+use bytes::Bytes;
 
 fn vars(list: &[(&str, &str)]) -> CgiVars {
     let mut v = CgiVars::new();
@@ -539,5 +540,28 @@ fn nph_status_lines() {
         b"200 OK",
     ] {
         assert!(parse_nph_status_line(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn ports_parse_as_str_parse_does() {
+    for p in [
+        "",
+        "0",
+        "80",
+        "+80",
+        "++80",
+        "-80",
+        "0080",
+        "65535",
+        "65536",
+        "99999999999999999999",
+        " 80",
+        "80 ",
+        "8a",
+        "+",
+        "unix:",
+    ] {
+        assert_eq!(parse_port(p.as_bytes()), p.parse::<u16>().ok(), "{p:?}");
     }
 }

@@ -8,4 +8,6 @@
 
 pub mod cgi;
 pub mod fastcgi;
+mod header_names;
 pub mod scgi;
+mod vars;

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
+use crate::proto::vars::Span;
 
 /// Default limit on the netstring's declared length.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -173,11 +174,11 @@ impl ScgiDecoder {
 
 /// Parses `name NUL value NUL ...` and checks the SCGI rules on the variables.
 fn parse_pairs(pairs: Bytes, max_vars: usize) -> Result<ScgiHeader, ScgiError> {
-    let mut vars = CgiVars::new();
+    let mut spans = Vec::new();
     let mut rest = &pairs[..];
     let mut pos = 0;
     while !rest.is_empty() {
-        if vars.len() == max_vars {
+        if spans.len() == max_vars {
             return Err(ScgiError::TooManyVars { limit: max_vars });
         }
         let name_len = rest
@@ -192,13 +193,13 @@ fn parse_pairs(pairs: Bytes, max_vars: usize) -> Result<ScgiHeader, ScgiError> {
             .iter()
             .position(|&b| b == 0)
             .ok_or(ScgiError::Malformed)?;
-        let name = pairs.slice(pos..pos + name_len);
         let value_start = pos + name_len + 1;
-        let value = pairs.slice(value_start..value_start + value_len);
-        pos = value_start + value_len + 1;
+        let value_end = value_start + value_len;
+        spans.push(Span::new(pos..pos + name_len, value_start..value_end));
+        pos = value_end + 1;
         rest = &pairs[pos..];
-        vars.push(name, value);
     }
+    let vars = CgiVars::from_block(pairs, spans);
     let content_length = match vars.iter().next() {
         Some((b"CONTENT_LENGTH", v)) => parse_decimal(v).ok_or(ScgiError::BadContentLength)?,
         _ => return Err(ScgiError::MissingContentLength),

@@ -4,9 +4,10 @@
 //! incremental: a pair may be split anywhere across PARAMS records, and a declared length
 //! beyond the remaining params budget is refused before any byte of it is buffered.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
+use crate::proto::vars::Span;
 
 /// Largest length a pair's 4-byte length field can express (31 bits).
 pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
@@ -14,8 +15,8 @@ pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
 /// Lengths up to this value use the 1-byte form.
 const SHORT_LEN_MAX: usize = 0x7f;
 
-/// Smallest allocation for pair bytes, so the pairs of a typical request share a few buffers.
-const PAIR_BUF_CHUNK: usize = 2048;
+/// Pairs the index of a new decoder has room for (nginx sends 20 to 40).
+const SPANS_INITIAL: usize = 32;
 
 /// Why a params stream was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
@@ -78,14 +79,25 @@ pub fn encode_pair(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(value);
 }
 
+/// A whole length field at the front of `input`: the length and the field's size, or `None`
+/// if the field is not all there.
+fn read_len(input: &[u8]) -> Option<(usize, usize)> {
+    let &first = input.first()?;
+    if first & 0x80 == 0 {
+        return Some((usize::from(first), 1));
+    }
+    let field = input.first_chunk::<4>()?;
+    Some(((u32::from_be_bytes(*field) & 0x7fff_ffff) as usize, 4))
+}
+
 /// Where the decoder is inside the current pair.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
-    /// Reading the name's length field (`have` bytes of it so far).
+    /// Reading the name's length field (`len_have` bytes of it so far).
     NameLen,
     /// Reading the value's length field.
     ValueLen,
-    /// Copying `name_len + value_len` bytes of name and value into `buf`.
+    /// Skipping over the `body_left` bytes of name and value still to come.
     Body,
 }
 
@@ -93,13 +105,17 @@ enum Stage {
 ///
 /// Call [`ParamsDecoder::push`] with the content of each PARAMS record, then
 /// [`ParamsDecoder::finish`] on the empty PARAMS record. Every byte is examined once: a small
-/// state machine remembers a length field split across records. After an error the decoder
-/// stays failed and returns the same error.
+/// state machine remembers a length field split across records and skips over names and
+/// values. The stream is kept as it arrived, length fields included, in one buffer (copied
+/// once, grown only for a stream of several records): the variables are spans of it, so a
+/// request costs one buffer and one index, not an allocation per pair. After an error the
+/// decoder stays failed, returns the same error and holds no buffer.
 #[derive(Debug)]
 pub struct ParamsDecoder {
     max_bytes: usize,
     max_pairs: usize,
-    /// Bytes consumed so far, length fields included.
+    /// Bytes consumed so far, length fields included: the offset in the stream of the next
+    /// byte, and never more than `max_bytes`.
     used: usize,
     stage: Stage,
     /// Bytes of the current length field collected so far (0..4).
@@ -108,9 +124,13 @@ pub struct ParamsDecoder {
     len_bytes: [u8; 4],
     name_len: usize,
     value_len: usize,
-    /// Name then value of the current pair; split off and frozen when it is complete.
-    buf: BytesMut,
-    vars: CgiVars,
+    /// Offset in the stream of the current pair's name.
+    pair_start: usize,
+    /// Bytes of the current pair's name and value not seen yet.
+    body_left: usize,
+    /// The stream so far; its capacity never exceeds `max_bytes`.
+    buf: Vec<u8>,
+    spans: Vec<Span>,
     failed: Option<ParamsError>,
 }
 
@@ -126,8 +146,10 @@ impl ParamsDecoder {
             len_bytes: [0; 4],
             name_len: 0,
             value_len: 0,
-            buf: BytesMut::new(),
-            vars: CgiVars::new(),
+            pair_start: 0,
+            body_left: 0,
+            buf: Vec::new(),
+            spans: Vec::new(),
             failed: None,
         }
     }
@@ -137,11 +159,31 @@ impl ParamsDecoder {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let r = self.push_inner(chunk);
-        if let Err(e) = r {
+        if let Err(e) = self.scan(chunk) {
             self.failed = Some(e);
+            // Nothing of a refused stream is needed any more.
+            self.buf = Vec::new();
+            self.spans = Vec::new();
+            return Err(e);
         }
-        r
+        self.keep(chunk);
+        Ok(())
+    }
+
+    /// Appends a chunk that passed [`Self::scan`] to the buffer. The first chunk gets an
+    /// exact allocation (the whole stream, usually); later ones grow it by doubling, capped at
+    /// the budget, which `scan` guarantees the stream fits in.
+    fn keep(&mut self, chunk: &[u8]) {
+        let needed = self.buf.len() + chunk.len();
+        if needed > self.buf.capacity() {
+            let cap = if self.buf.is_empty() {
+                needed
+            } else {
+                needed.max(self.buf.capacity().saturating_mul(2).min(self.max_bytes))
+            };
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
+        self.buf.extend_from_slice(chunk);
     }
 
     fn too_large(&self) -> ParamsError {
@@ -150,54 +192,98 @@ impl ParamsDecoder {
         }
     }
 
-    fn push_inner(&mut self, mut input: &[u8]) -> Result<(), ParamsError> {
-        while !input.is_empty() {
-            match self.stage {
-                Stage::NameLen | Stage::ValueLen => {
-                    if self.stage == Stage::NameLen
-                        && self.len_have == 0
-                        && self.vars.len() >= self.max_pairs
-                    {
-                        return Err(ParamsError::TooManyPairs {
-                            limit: self.max_pairs,
-                        });
-                    }
-                    let b = input[0];
-                    input = &input[1..];
-                    if self.used >= self.max_bytes {
-                        return Err(self.too_large());
-                    }
-                    self.used += 1;
-                    let len = if self.len_have == 0 && b & 0x80 == 0 {
-                        usize::from(b)
-                    } else {
-                        self.len_bytes[self.len_have] = b;
-                        self.len_have += 1;
-                        if self.len_have < 4 {
-                            continue;
-                        }
-                        self.len_have = 0;
-                        (u32::from_be_bytes(self.len_bytes) & 0x7fff_ffff) as usize
-                    };
-                    self.length_done(len)?;
-                }
-                Stage::Body => {
-                    let total = self.name_len + self.value_len;
-                    let take = (total - self.buf.len()).min(input.len());
-                    self.buf.extend_from_slice(&input[..take]);
-                    self.used += take;
-                    input = &input[take..];
-                    if self.buf.len() == total {
-                        self.pair_done();
-                    }
-                }
+    /// Checks `input` and records every pair that completes in it: whole pairs at once while
+    /// they fit, the rest (a pair cut by the end of the record, or one that breaks a limit)
+    /// byte by byte.
+    fn scan(&mut self, mut input: &[u8]) -> Result<(), ParamsError> {
+        loop {
+            input = self.whole_pairs(input);
+            if input.is_empty() {
+                return Ok(());
             }
+            input = self.step(input)?;
         }
-        Ok(())
     }
 
-    /// A whole length field has arrived: check it against the budget before buffering.
-    fn length_done(&mut self, len: usize) -> Result<(), ParamsError> {
+    /// Takes whole pairs off the front of `input` while the decoder is between pairs and each
+    /// pair, length fields included, lies in `input` and fits within both limits; returns the
+    /// rest. A pair this passes, [`Self::step`] would pass too, and it records the same spans.
+    fn whole_pairs<'a>(&mut self, mut input: &'a [u8]) -> &'a [u8] {
+        if self.stage != Stage::NameLen || self.len_have != 0 {
+            return input;
+        }
+        while self.spans.len() < self.max_pairs {
+            let Some((name_len, name_field)) = read_len(input) else {
+                break;
+            };
+            let Some((value_len, value_field)) = read_len(&input[name_field..]) else {
+                break;
+            };
+            let fields = name_field + value_field;
+            // Each length is below 2^31: no overflow.
+            let pair = fields + name_len + value_len;
+            if pair > input.len() || pair > self.max_bytes - self.used {
+                break;
+            }
+            self.name_len = name_len;
+            self.value_len = value_len;
+            self.pair_start = self.used + fields;
+            self.used += pair;
+            self.pair_done();
+            input = &input[pair..];
+        }
+        input
+    }
+
+    /// Runs the state machine over `input` until a pair completes or `input` ends; returns
+    /// the rest.
+    fn step<'a>(&mut self, mut input: &'a [u8]) -> Result<&'a [u8], ParamsError> {
+        while let Some((&b, rest)) = input.split_first() {
+            if self.stage == Stage::Body {
+                let take = self.body_left.min(input.len());
+                self.body_left -= take;
+                self.used += take;
+                input = &input[take..];
+                if self.body_left == 0 {
+                    self.pair_done();
+                    break;
+                }
+                continue;
+            }
+            if self.stage == Stage::NameLen
+                && self.len_have == 0
+                && self.spans.len() >= self.max_pairs
+            {
+                return Err(ParamsError::TooManyPairs {
+                    limit: self.max_pairs,
+                });
+            }
+            input = rest;
+            if self.used >= self.max_bytes {
+                return Err(self.too_large());
+            }
+            self.used += 1;
+            let len = if self.len_have == 0 && b & 0x80 == 0 {
+                usize::from(b)
+            } else {
+                self.len_bytes[self.len_have] = b;
+                self.len_have += 1;
+                if self.len_have < 4 {
+                    continue;
+                }
+                self.len_have = 0;
+                (u32::from_be_bytes(self.len_bytes) & 0x7fff_ffff) as usize
+            };
+            if self.length_done(len)? {
+                break;
+            }
+        }
+        Ok(input)
+    }
+
+    /// A whole length field has arrived: check it against the budget. `Ok(true)` when that
+    /// completes a pair (an empty name and value).
+    fn length_done(&mut self, len: usize) -> Result<bool, ParamsError> {
         let remaining = self.max_bytes - self.used;
         if self.stage == Stage::NameLen {
             // The value's length field still has to come: at least 1 more byte.
@@ -206,30 +292,33 @@ impl ParamsDecoder {
             }
             self.name_len = len;
             self.stage = Stage::ValueLen;
-            return Ok(());
+            return Ok(false);
         }
         if self.name_len.saturating_add(len) > remaining {
             return Err(self.too_large());
         }
         self.value_len = len;
-        let total = self.name_len + len;
-        if total == 0 {
+        self.pair_start = self.used;
+        self.body_left = self.name_len + len;
+        if self.body_left == 0 {
             self.pair_done();
-        } else {
-            // Let several small pairs share one allocation (the room left after the last
-            // pair was split off); a new one is never larger than the budget left.
-            if self.buf.capacity() < total {
-                self.buf = BytesMut::with_capacity(total.max(PAIR_BUF_CHUNK.min(remaining)));
-            }
-            self.stage = Stage::Body;
+            return Ok(true);
         }
-        Ok(())
+        self.stage = Stage::Body;
+        Ok(false)
     }
 
+    #[inline]
     fn pair_done(&mut self) {
-        let name = self.buf.split_to(self.name_len).freeze();
-        let value = self.buf.split().freeze();
-        self.vars.push(name, value);
+        if self.spans.capacity() == 0 {
+            // Room for a typical request's variables in one allocation.
+            self.spans.reserve_exact(self.max_pairs.min(SPANS_INITIAL));
+        }
+        let name_end = self.pair_start + self.name_len;
+        self.spans.push(Span::new(
+            self.pair_start..name_end,
+            name_end..name_end + self.value_len,
+        ));
         self.stage = Stage::NameLen;
     }
 
@@ -241,7 +330,7 @@ impl ParamsDecoder {
         if self.stage != Stage::NameLen || self.len_have != 0 {
             return Err(ParamsError::Truncated);
         }
-        Ok(self.vars)
+        Ok(CgiVars::from_block(Bytes::from(self.buf), self.spans))
     }
 
     /// Decodes one complete body (GET_VALUES, GET_VALUES_RESULT) under the same limits.

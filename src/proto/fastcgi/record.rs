@@ -102,14 +102,25 @@ impl RecordHeader {
         }
     }
 
+    /// The 8 header bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let [id_hi, id_lo] = self.request_id.to_be_bytes();
+        let [len_hi, len_lo] = self.content_length.to_be_bytes();
+        [
+            self.version,
+            self.record_type.0,
+            id_hi,
+            id_lo,
+            len_hi,
+            len_lo,
+            self.padding_length,
+            0,
+        ]
+    }
+
     /// Writes the 8 header bytes.
     pub fn encode(&self, out: &mut BytesMut) {
-        out.put_u8(self.version);
-        out.put_u8(self.record_type.0);
-        out.put_u16(self.request_id);
-        out.put_u16(self.content_length);
-        out.put_u8(self.padding_length);
-        out.put_u8(0);
+        out.put_slice(&self.to_bytes());
     }
 }
 
@@ -151,6 +162,22 @@ impl RecordDecoder {
     /// Takes one whole record off the front of `buf`, or `Ok(None)` if more bytes are needed.
     /// Padding is consumed even when it arrives after the record's content.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Record>, RecordError> {
+        let Some(header) = self.peek(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            record_type: header.record_type,
+            request_id: header.request_id,
+            content: self.take(buf, &header),
+        }))
+    }
+
+    /// The header of the next record once its header and content are all in `buf` (its
+    /// padding need not be), leaving the record where it is: its content is
+    /// `buf[HEADER_LEN..][..content_length]`. Then call [`Self::consume`] or [`Self::take`]
+    /// with this header before anything else changes `buf`. Lets a caller read a record it
+    /// needs no copy of without splitting a shared [`Bytes`] off the buffer.
+    pub fn peek(&mut self, buf: &mut BytesMut) -> Result<Option<RecordHeader>, RecordError> {
         if self.skip > 0 {
             let n = self.skip.min(buf.len());
             buf.advance(n);
@@ -171,17 +198,35 @@ impl RecordDecoder {
             buf.reserve(HEADER_LEN + content_len - buf.len());
             return Ok(None);
         }
+        Ok(Some(header))
+    }
+
+    /// Removes the record [`Self::peek`] returned `header` for from the front of `buf`, with
+    /// its padding as far as it is there (the rest is skipped when it arrives).
+    pub fn consume(&mut self, buf: &mut BytesMut, header: &RecordHeader) {
+        buf.advance(HEADER_LEN + usize::from(header.content_length));
+        self.skip_padding(buf, header);
+    }
+
+    /// Like [`Self::consume`], returning the content as a [`Bytes`] that shares `buf`'s
+    /// allocation (empty content shares nothing).
+    pub fn take(&mut self, buf: &mut BytesMut, header: &RecordHeader) -> Bytes {
         buf.advance(HEADER_LEN);
-        let content = buf.split_to(content_len).freeze();
+        let content_len = usize::from(header.content_length);
+        let content = if content_len == 0 {
+            Bytes::new()
+        } else {
+            buf.split_to(content_len).freeze()
+        };
+        self.skip_padding(buf, header);
+        content
+    }
+
+    fn skip_padding(&mut self, buf: &mut BytesMut, header: &RecordHeader) {
         let pad = usize::from(header.padding_length);
         let n = pad.min(buf.len());
         buf.advance(n);
         self.skip = pad - n;
-        Ok(Some(Record {
-            record_type: header.record_type,
-            request_id: header.request_id,
-            content,
-        }))
     }
 }
 
@@ -211,14 +256,55 @@ pub fn encode_record(out: &mut BytesMut, record_type: RecordType, request_id: u1
     out.put_bytes(0, usize::from(padding_length));
 }
 
+/// The content of each record a long stream is split into: 65528, the largest multiple of 8
+/// that fits, keeps those records 8-byte aligned without padding.
+const MAX_STREAM_CHUNK: usize = MAX_CONTENT_LEN & !7;
+
 /// Writes `data` as stream records of `record_type`, split into records of at most
 /// [`MAX_CONTENT_LEN`] bytes. Empty `data` writes nothing: the end of a stream is
 /// [`encode_stream_end`].
 pub fn encode_stream(out: &mut BytesMut, record_type: RecordType, request_id: u16, data: &[u8]) {
-    // Keep records 8-byte aligned without padding: 65528 is the largest multiple of 8.
-    for chunk in data.chunks(MAX_CONTENT_LEN & !7) {
+    for chunk in data.chunks(MAX_STREAM_CHUNK) {
         encode_record(out, record_type, request_id, chunk);
     }
+}
+
+/// Writes what `write` appends to `out` as stream records of `record_type`, with the same
+/// bytes as [`encode_stream`] would write for it, but straight into `out` when it fits in one
+/// record (the usual case: no intermediate buffer, no copy). Nothing when `write` appends
+/// nothing.
+pub fn encode_stream_with(
+    out: &mut BytesMut,
+    record_type: RecordType,
+    request_id: u16,
+    write: impl FnOnce(&mut BytesMut),
+) {
+    let start = out.len();
+    out.put_slice(&[0; HEADER_LEN]);
+    write(out);
+    let len = out.len() - start - HEADER_LEN;
+    if len == 0 {
+        out.truncate(start);
+        return;
+    }
+    if len > MAX_STREAM_CHUNK {
+        // Longer than one record: split as encode_stream does (a rare, large head).
+        let content = out.split_off(start + HEADER_LEN);
+        out.truncate(start);
+        encode_stream(out, record_type, request_id, &content);
+        return;
+    }
+    let padding_length = padding_for(len);
+    let header = RecordHeader {
+        version: VERSION_1,
+        record_type,
+        request_id,
+        // At most MAX_STREAM_CHUNK: fits.
+        content_length: len as u16,
+        padding_length,
+    };
+    out[start..start + HEADER_LEN].copy_from_slice(&header.to_bytes());
+    out.put_bytes(0, usize::from(padding_length));
 }
 
 /// Writes the empty record that ends a stream.

@@ -143,6 +143,57 @@ fn stream_of_exactly_one_record_and_one_more_byte() {
     }
 }
 
+#[test]
+fn peek_then_consume_or_take() {
+    let mut wire = raw_record(4, 3, b"params", &[0; 2]);
+    wire.extend(raw_record(5, 3, b"body", &[0; 4]));
+    wire.extend(raw_record(5, 3, b"", &[]));
+    let mut d = RecordDecoder::new();
+    // Header and content but not all the padding of the first record.
+    let mut buf = BytesMut::from(&wire[..8 + 6 + 1]);
+    let h = d.peek(&mut buf).unwrap().unwrap();
+    assert_eq!(
+        (h.record_type, h.request_id, h.content_length),
+        (RecordType::PARAMS, 3, 6)
+    );
+    assert_eq!(&buf[HEADER_LEN..][..6], b"params");
+    // Peeking again finds the same record.
+    assert_eq!(d.peek(&mut buf).unwrap(), Some(h));
+    d.consume(&mut buf, &h);
+    assert!(buf.is_empty());
+    buf.extend_from_slice(&wire[8 + 6 + 1..]);
+    let h = d.peek(&mut buf).unwrap().unwrap();
+    assert_eq!(d.take(&mut buf, &h), "body");
+    let h = d.peek(&mut buf).unwrap().unwrap();
+    assert!(d.take(&mut buf, &h).is_empty());
+    assert!(buf.is_empty());
+    assert_eq!(d.peek(&mut buf).unwrap(), None);
+}
+
+#[test]
+fn encode_stream_with_writes_what_encode_stream_writes() {
+    for len in [
+        0,
+        1,
+        7,
+        8,
+        9,
+        1000,
+        MAX_STREAM_CHUNK,
+        MAX_STREAM_CHUNK + 1,
+        200_000,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut want = BytesMut::from(&b"before"[..]);
+        encode_stream(&mut want, RecordType::STDOUT, 7, &data);
+        let mut got = BytesMut::from(&b"before"[..]);
+        encode_stream_with(&mut got, RecordType::STDOUT, 7, |out| {
+            out.extend_from_slice(&data)
+        });
+        assert_eq!(got, want, "len {len}");
+    }
+}
+
 fn arb_record() -> impl Strategy<Value = (u8, u16, Vec<u8>, Vec<u8>)> {
     (
         any::<u8>(),

@@ -1,0 +1,204 @@
+//! [`CgiVars`]: the CGI meta-variables of one request, stored as one shared block of bytes
+//! (the params stream as it arrived, or the SCGI header) plus a small index of where each
+//! name and value lies in it.
+//!
+//! Decoding a request therefore costs one copy of the params into one buffer and one `Vec`
+//! of spans, instead of a reference-counted buffer per name and per value; a header value
+//! or the URI that needs an owned [`Bytes`] takes a slice of the block
+//! ([`CgiVars::shared`]), which shares it instead of copying.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+/// Where one variable lies in the block: `block[name_start..name_end]` and
+/// `block[value_start..value_end]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Span {
+    name_start: usize,
+    name_end: usize,
+    value_start: usize,
+    value_end: usize,
+}
+
+impl Span {
+    /// The span of a name and a value at these ranges of a block.
+    pub(crate) fn new(name: Range<usize>, value: Range<usize>) -> Self {
+        Self {
+            name_start: name.start,
+            name_end: name.end,
+            value_start: value.start,
+            value_end: value.end,
+        }
+    }
+
+    fn fits(&self, len: usize) -> bool {
+        self.name_start <= self.name_end
+            && self.name_end <= len
+            && self.value_start <= self.value_end
+            && self.value_end <= len
+    }
+}
+
+/// CGI meta-variables in arrival order. Lookups are linear: a request has a few dozen.
+#[derive(Clone, Default)]
+pub struct CgiVars {
+    /// Every name and value lies in here (other bytes, such as FastCGI length fields or
+    /// SCGI's NULs, may lie between them).
+    block: Bytes,
+    spans: Vec<Span>,
+}
+
+impl CgiVars {
+    /// No variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The variables at `spans` of `block`, in that order.
+    ///
+    /// The decoders that call this compute the spans from the bytes they put in the block; a
+    /// span outside it would be a bug of theirs (never peer input), caught here in debug
+    /// builds and by the bounds check of every access in any build.
+    pub(crate) fn from_block(block: Bytes, spans: Vec<Span>) -> Self {
+        debug_assert!(
+            spans.iter().all(|s| s.fits(block.len())),
+            "CgiVars span outside its block"
+        );
+        Self { block, spans }
+    }
+
+    /// Appends a variable (the decoders check uniqueness where the protocol demands it).
+    ///
+    /// This copies `name` and `value` into the block (in place when nothing else shares it):
+    /// the decoders build the variables in one go instead.
+    pub fn push(&mut self, name: Bytes, value: Bytes) {
+        let mut block = BytesMut::from(std::mem::take(&mut self.block));
+        block.reserve(name.len() + value.len());
+        let name_start = block.len();
+        block.extend_from_slice(&name);
+        let value_start = block.len();
+        block.extend_from_slice(&value);
+        self.spans
+            .push(Span::new(name_start..value_start, value_start..block.len()));
+        self.block = block.freeze();
+    }
+
+    fn name(&self, s: &Span) -> &[u8] {
+        &self.block[s.name_start..s.name_end]
+    }
+
+    fn value(&self, s: &Span) -> &[u8] {
+        &self.block[s.value_start..s.value_end]
+    }
+
+    /// The value of the first variable called `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The value of `name` if it is UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All variables in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|s| (self.name(s), self.value(s)))
+    }
+
+    /// Number of variables.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// `part` (a name or value returned by [`Self::get`] or [`Self::iter`]) as a [`Bytes`]
+    /// that shares the block instead of copying it.
+    ///
+    /// # Panics
+    /// If `part` is not empty and does not lie inside this set's block.
+    pub fn shared(&self, part: &[u8]) -> Bytes {
+        self.block.slice_ref(part)
+    }
+}
+
+impl PartialEq for CgiVars {
+    /// The same names and values in the same order, however they are stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for CgiVars {}
+
+impl fmt::Debug for CgiVars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            }))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_get_iter() {
+        let mut v = CgiVars::new();
+        v.push(Bytes::from_static(b"A"), Bytes::from_static(b"1"));
+        v.push(Bytes::from_static(b"B"), Bytes::new());
+        v.push(Bytes::from_static(b"A"), Bytes::from_static(b"2"));
+        assert_eq!(v.len(), 3);
+        assert_eq!(v.get("A"), Some(&b"1"[..]));
+        assert_eq!(v.get_str("B"), Some(""));
+        assert_eq!(v.get("C"), None);
+        let all: Vec<_> = v.iter().collect();
+        assert_eq!(all, [(&b"A"[..], &b"1"[..]), (b"B", b""), (b"A", b"2")]);
+        let shared = v.shared(v.get("A").unwrap());
+        assert_eq!(shared, "1");
+    }
+
+    #[test]
+    fn equality_ignores_the_layout() {
+        let block = Bytes::from_static(b"xxNAMEvalueyy");
+        let a = CgiVars::from_block(block, vec![Span::new(2..6, 6..11)]);
+        let mut b = CgiVars::new();
+        b.push(Bytes::from_static(b"NAME"), Bytes::from_static(b"value"));
+        assert_eq!(a, b);
+        assert_eq!(format!("{a:?}"), r#"[("NAME", "value")]"#);
+        b.push(Bytes::new(), Bytes::new());
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_clone_shares_the_block_and_pushing_to_it_leaves_the_original() {
+        let mut a = CgiVars::new();
+        a.push(Bytes::from_static(b"A"), Bytes::from_static(b"1"));
+        let mut b = a.clone();
+        b.push(Bytes::from_static(b"B"), Bytes::from_static(b"2"));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get("A"), Some(&b"1"[..]));
+        assert_eq!(b.get("B"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "outside its block")]
+    fn a_span_outside_the_block_is_a_bug() {
+        CgiVars::from_block(Bytes::from_static(b"ab"), vec![Span::new(0..1, 1..3)]);
+    }
+}
