@@ -1,10 +1,12 @@
 //! The per-connection driver: glues one socket (its read and write halves, io_uring or epoll)
 //! to one sans-IO [`Channel`] engine and the worker's [`Handler`].
 //!
-//! Tasks, all on the worker's thread: one reader (the only read loop of the socket; it ends
-//! when the writer shuts the socket down, never by dropping a pending read), one writer (the
-//! only one that sends), one timer (the engine's deadlines) and one task per request (the
-//! handler, then its response body, pulled only while the engine allows: backpressure).
+//! All on the worker's thread. One task per connection polls three loops together: the
+//! reader (the only read loop of the socket; it ends when the writer shuts the socket down,
+//! never by dropping a pending read), the writer (the only one that sends) and the timer (the
+//! engine's deadlines). One task per request runs the handler, then its response body, pulled
+//! only while the engine allows (backpressure), with the request's error output beside it
+//! when the handler uses a [`Peer`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -38,7 +40,7 @@ fn now() -> Instant {
 /// Largest piece of a response frame queued at once (one full FastCGI record's content).
 const MAX_SLICE: usize = 64 * 1024;
 
-/// Shortest interval at which a connection's timer task re-reads the engine's deadlines.
+/// Shortest interval at which a connection's timer loop re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
 
 /// The read side of a connection. It owns its buffer (a registered one where available), as
