@@ -113,6 +113,14 @@ fn call(
     response
 }
 
+/// A GET for `script` sent on a fresh connection to `port`, whose response is left to read.
+fn send_get(port: u16, script: &Path) -> FcgiConn<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut conn = FcgiConn::new(stream);
+    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    conn
+}
+
 fn get(server: &Server, filename: &Path) -> (u16, Vec<u8>) {
     call(server, "GET", filename, b"", &[]).http()
 }
@@ -244,9 +252,7 @@ fn output_is_forwarded_as_the_script_writes_it() {
         "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\necho first\nsleep 2\necho second\n",
     );
     let server = root.start(&[]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     let t0 = Instant::now();
     let mut seen = Vec::new();
     while !seen.windows(6).any(|w| w == b"first\n") {
@@ -440,9 +446,7 @@ fn an_abort_kills_the_whole_process_group() {
     let root = Root::new("abort");
     let (script, me, kid) = family_script(&root, "family");
     let server = root.start(&["--cgi-timeout", "60s", "--cgi-kill-grace", "500ms"]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     let first = conn.record().unwrap().unwrap();
     assert_eq!(first.record_type, RecordType::STDOUT);
     let (pid, kid) = (read_pid(&me), read_pid(&kid));
@@ -476,9 +480,7 @@ fn a_lost_connection_kills_the_whole_process_group_on_epoll_too() {
     ];
     args.extend(["--cgi-timeout", "60s"]);
     let server = Server::start("epoll", &args);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     assert_eq!(
         conn.record().unwrap().unwrap().record_type,
         RecordType::STDOUT
@@ -513,9 +515,7 @@ fn a_close_from_the_front_end_ends_a_silent_script(io: &str) {
     let root = Root::new(&format!("fin-{io}"));
     let (script, pid_file) = silent_script(&root, "silent");
     let server = root.start_on(io, &["--cgi-timeout", "60s", "--cgi-kill-grace", "500ms"]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let conn = send_get(server.fastcgi, &script);
     let pid = read_pid(&pid_file);
     // What nginx does when its client leaves: close(2), a plain FIN, nothing unread.
     drop(conn);
@@ -559,9 +559,7 @@ fn with_stop_on_close_off_a_half_closing_front_end_still_gets_its_answer() {
     )
     .unwrap();
     let server = Server::start("auto", &["--config", config.to_str().unwrap()]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     tcp_half_close(&conn.stream);
     let response = conn.responses(&[1]).remove(&1).unwrap();
     assert_eq!(response.http(), (200, b"late\n".to_vec()));
@@ -593,9 +591,7 @@ fn a_shutdown_ends_running_scripts() {
     let root = Root::new("shutdown");
     let (script, me, kid) = family_script(&root, "down");
     let mut server = root.start(&["--cgi-timeout", "60s", "--drain-timeout", "1s"]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     assert_eq!(
         conn.record().unwrap().unwrap().record_type,
         RecordType::STDOUT
@@ -667,9 +663,7 @@ fn beyond_the_running_cap_and_queue_requests_get_503() {
             let (slow, port) = (slow.clone(), server.fastcgi);
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(150 * i));
-                let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                let mut conn = FcgiConn::new(stream);
-                conn.send(&request(1, "GET", slow.to_str().unwrap(), b"", &[]));
+                let mut conn = send_get(port, &slow);
                 conn.responses(&[1]).remove(&1).unwrap().http().0
             })
         })
@@ -696,9 +690,7 @@ fn thirty_two_slow_scripts_run_at_once() {
         .map(|_| {
             let (slow, port) = (slow.clone(), server.fastcgi);
             std::thread::spawn(move || {
-                let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                let mut conn = FcgiConn::new(stream);
-                conn.send(&request(1, "GET", slow.to_str().unwrap(), b"", &[]));
+                let mut conn = send_get(port, &slow);
                 conn.responses(&[1]).remove(&1).unwrap().http()
             })
         })
@@ -896,9 +888,7 @@ fn stderr_goes_to_the_front_end_as_fcgi_stderr_when_configured() {
     let root = Root::new("stderr-fcgi");
     let script = root.script("warn.sh", STDERR_SCRIPT);
     let server = root.start(&["--cgi-stderr", "fastcgi"]);
-    let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let mut conn = FcgiConn::new(stream);
-    conn.send(&request(1, "GET", script.to_str().unwrap(), b"", &[]));
+    let mut conn = send_get(server.fastcgi, &script);
     let (mut stdout, mut stderr, mut stderr_ended) = (Vec::new(), Vec::new(), false);
     let end = loop {
         let r = conn.record().unwrap().expect("records up to END_REQUEST");

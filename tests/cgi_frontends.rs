@@ -197,28 +197,28 @@ fn git_push_and_clone_through_nginx_and_git_http_backend() {
     drop(front);
 }
 
-#[test]
-fn a_cgi_bin_behind_nginx() {
-    if !have("nginx") || !have("curl") {
-        return;
-    }
-    let www = temp_dir("cgi-www");
+/// A document root `www` (0755) with a `cgi-bin` holding each (name, text) as an executable
+/// script; returns (www, cgi-bin).
+fn cgi_bin_site(name: &str, scripts: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let www = temp_dir(name);
     let bin = www.join("cgi-bin");
     std::fs::create_dir_all(&bin).unwrap();
     for d in [&www, &bin] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let script: PathBuf = bin.join("hello.pl");
-    std::fs::write(
-        &script,
-        "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\n\";\nprint \"PATH_INFO=$ENV{PATH_INFO}\\nQUERY=$ENV{QUERY_STRING}\\n\";\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let server = Server::start("auto", &["--cgi", bin.to_str().unwrap()]);
+    for (script, text) in scripts {
+        std::fs::write(bin.join(script), text).unwrap();
+        std::fs::set_permissions(bin.join(script), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (www, bin)
+}
+
+/// nginx with `deploy/nginx/ringgate-cgi-bin.conf` as shipped, in front of `server`'s FastCGI
+/// port, serving `www`.
+fn nginx_cgi_bin(server: &Server, www: &Path) -> FrontEnd {
     let port = free_port();
-    let front = nginx_with_snippet(
-        &server,
+    nginx_with_snippet(
+        server,
         "ringgate-cgi-bin.conf",
         &[
             ("listen 8082;", format!("listen 127.0.0.1:{port};")),
@@ -228,7 +228,29 @@ fn a_cgi_bin_behind_nginx() {
             ),
             ("root /srv/www;", format!("root {};", www.display())),
         ],
+    )
+}
+
+#[test]
+fn a_cgi_bin_behind_nginx() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let (www, bin) = cgi_bin_site(
+        "cgi-www",
+        &[
+            (
+                "hello.pl",
+                "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\n\";\nprint \"PATH_INFO=$ENV{PATH_INFO}\\nQUERY=$ENV{QUERY_STRING}\\n\";\n",
+            ),
+            (
+                "cat.sh",
+                "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+            ),
+        ],
     );
+    let server = Server::start("auto", &["--cgi", bin.to_str().unwrap()]);
+    let front = nginx_cgi_bin(&server, &www);
     let (status, body) = curl(front.http, "/cgi-bin/hello.pl/extra/path?x=1", &[]);
     assert_eq!(status, 200);
     assert_eq!(
@@ -237,13 +259,6 @@ fn a_cgi_bin_behind_nginx() {
     );
     assert_eq!(curl(front.http, "/cgi-bin/missing.pl", &[]).0, 404);
     // A 32 MiB echo through nginx: the body is in before the head goes out.
-    let cat = bin.join("cat.sh");
-    std::fs::write(
-        &cat,
-        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&cat, std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = pattern(32 << 20);
     let file = www.join("body.bin");
     std::fs::write(&file, &data).unwrap();
@@ -276,31 +291,19 @@ fn a_client_that_leaves_ends_its_script_and_stderr_reaches_the_nginx_log() {
     if !have("nginx") || !have("curl") {
         return;
     }
-    let www = temp_dir("cgi-leave");
-    let bin = www.join("cgi-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for d in [&www, &bin] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let pid_file = www.join("silent.pid");
-    let scripts = [
-        (
-            "silent.sh",
-            format!(
-                "#!/bin/sh\necho $$ > {}\nexec sleep 1000\n",
-                pid_file.display()
+    let (www, bin) = cgi_bin_site(
+        "cgi-leave",
+        &[
+            (
+                "silent.sh",
+                "#!/bin/sh\necho $$ > \"$DOCUMENT_ROOT/silent.pid\"\nexec sleep 1000\n",
             ),
-        ),
-        (
-            "warn.sh",
-            "#!/bin/sh\necho 'disk almost full' >&2\nprintf 'Content-Type: text/plain\\n\\nok\\n'\n"
-                .to_owned(),
-        ),
-    ];
-    for (name, text) in scripts {
-        std::fs::write(bin.join(name), text).unwrap();
-        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+            (
+                "warn.sh",
+                "#!/bin/sh\necho 'disk almost full' >&2\nprintf 'Content-Type: text/plain\\n\\nok\\n'\n",
+            ),
+        ],
+    );
     let server = Server::start(
         "auto",
         &[
@@ -314,19 +317,8 @@ fn a_client_that_leaves_ends_its_script_and_stderr_reaches_the_nginx_log() {
             "fastcgi",
         ],
     );
-    let port = free_port();
-    let front = nginx_with_snippet(
-        &server,
-        "ringgate-cgi-bin.conf",
-        &[
-            ("listen 8082;", format!("listen 127.0.0.1:{port};")),
-            (
-                "unix:/run/ringgate/cgi.sock",
-                format!("127.0.0.1:{}", server.fastcgi),
-            ),
-            ("root /srv/www;", format!("root {};", www.display())),
-        ],
-    );
+    let front = nginx_cgi_bin(&server, &www);
+    let pid_file = www.join("silent.pid");
     // The client gives up after a second; nginx closes its FastCGI connection, and the
     // script, which never wrote a thing, must end with it.
     let gave_up = Command::new("curl")
