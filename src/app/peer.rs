@@ -49,6 +49,15 @@ struct State {
     waiters: Vec<Waker>,
 }
 
+impl State {
+    /// Registers the polling task as a waiter, once however often it polls.
+    fn wait(&mut self, cx: &Context<'_>) {
+        if !self.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            self.waiters.push(cx.waker().clone());
+        }
+    }
+}
+
 impl Peer {
     /// A peer for a request on a connection that has (FastCGI) or lacks an error stream.
     pub(crate) fn new(error_stream: bool) -> Self {
@@ -81,7 +90,7 @@ impl Peer {
                 return Poll::Ready(Err(StderrError::Ended));
             }
             if st.stderr_bytes >= STDERR_QUEUE_BYTES {
-                st.waiters.push(cx.waker().clone());
+                st.wait(cx);
                 return Poll::Pending;
             }
             let data = data.take().unwrap_or_default();
@@ -109,7 +118,7 @@ impl Peer {
             if st.read_closed {
                 Poll::Ready(())
             } else {
-                st.waiters.push(cx.waker().clone());
+                st.wait(cx);
                 Poll::Pending
             }
         })
@@ -196,6 +205,16 @@ mod tests {
         peer.end();
         assert_eq!(waiting.now_or_never(), Some(Err(StderrError::Ended)));
         assert!(drain(&peer).is_empty(), "the end drops what was queued");
+    }
+
+    #[test]
+    fn a_task_polling_again_waits_once() {
+        let peer = Peer::new(true);
+        let mut closed = Box::pin(peer.read_closed());
+        for _ in 0..100 {
+            assert!((&mut closed).now_or_never().is_none());
+        }
+        assert_eq!(peer.state().waiters.len(), 1);
     }
 
     #[test]
