@@ -412,3 +412,20 @@ fn cgi_values_are_checked_at_their_edges() {
     assert!(parse_toml("[[cgi]]\nroot = \"/x\"\nunknown = 1").is_err());
     assert!(Cli::try_parse_from(["ringgate", "--cgi-env", "NOEQUALS"]).is_err());
 }
+
+#[test]
+fn cgi_stderr_and_stop_on_close() {
+    use crate::app::cgi_exec::StderrTo;
+    let file = "[[cgi]]\nroot = \"/x\"\nstderr = \"fastcgi\"\nstop_on_close = false\n";
+    let s = cfg(&[], file).unwrap();
+    assert_eq!(s.cgi[0].stderr, StderrTo::Fastcgi);
+    assert!(!s.cgi[0].stop_on_close);
+    assert_eq!(Settings::from_toml(&s.to_toml()).unwrap(), s);
+    let d = cfg(&["--cgi", "/x"], "").unwrap();
+    assert_eq!(d.cgi[0].stderr, StderrTo::Log);
+    assert!(d.cgi[0].stop_on_close);
+    let s = cfg(&["--cgi-stderr", "log"], file).unwrap();
+    assert_eq!(s.cgi[0].stderr, StderrTo::Log);
+    assert!(parse_toml("[[cgi]]\nroot = \"/x\"\nstderr = \"syslog\"").is_err());
+    assert!(Cli::try_parse_from(["ringgate", "--cgi-stderr", "syslog"]).is_err());
+}
