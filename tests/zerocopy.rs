@@ -57,20 +57,31 @@ fn stream_8mib<S: std::io::Read + Write>(c: &mut FcgiConn<S>, id: u16) {
     assert!(got == expected_stream(128, 65536));
 }
 
-#[test]
-fn forced_zero_copy_sends_8_mib_responses_byte_for_byte() {
-    let server = Server::start(
+/// An io_uring server sending every response zero-copy, falling back after
+/// `fallback_after` copied reports in a row (0: never).
+fn zero_copy_server(fallback_after: &str) -> Server {
+    Server::start(
         "uring",
         &[
             "--zerocopy-threshold",
             "1",
             "--zerocopy-fallback-after",
-            "0",
+            fallback_after,
         ],
-    );
+    )
+}
+
+/// A FastCGI connection to `server`, and a second handle on its socket for writing.
+fn connect(server: &Server) -> (FcgiConn<TcpStream>, TcpStream) {
     let tcp = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
     let writer = tcp.try_clone().unwrap();
-    let mut c = FcgiConn::new(tcp);
+    (FcgiConn::new(tcp), writer)
+}
+
+#[test]
+fn forced_zero_copy_sends_8_mib_responses_byte_for_byte() {
+    let server = zero_copy_server("0");
+    let (mut c, writer) = connect(&server);
     for id in 1..=3 {
         echo(&mut c, &writer, id, &noise(MIB8, id as u64));
     }
@@ -90,18 +101,8 @@ fn forced_zero_copy_sends_8_mib_responses_byte_for_byte() {
 
 #[test]
 fn a_connection_whose_zero_copy_sends_are_copied_falls_back_by_itself() {
-    let server = Server::start(
-        "uring",
-        &[
-            "--zerocopy-threshold",
-            "1",
-            "--zerocopy-fallback-after",
-            "2",
-        ],
-    );
-    let tcp = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let writer = tcp.try_clone().unwrap();
-    let mut c = FcgiConn::new(tcp);
+    let server = zero_copy_server("2");
+    let (mut c, writer) = connect(&server);
     echo(&mut c, &writer, 1, &noise(MIB8, 1));
     let first = server.wait_metric(COPIED, |v| v >= 2.0);
     let zc = metric(&first, ZEROCOPY_SENDS);
@@ -119,9 +120,7 @@ fn a_connection_whose_zero_copy_sends_are_copied_falls_back_by_itself() {
         "{text}"
     );
     // Another connection starts zero-copy again, and falls back the same way.
-    let tcp = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
-    let writer = tcp.try_clone().unwrap();
-    let mut c2 = FcgiConn::new(tcp);
+    let (mut c2, writer) = connect(&server);
     echo(&mut c2, &writer, 1, &noise(MIB8, 3));
     let copied_before = metric(&text, COPIED);
     server.wait_metric(COPIED, |v| v >= copied_before + 2.0);
@@ -129,15 +128,7 @@ fn a_connection_whose_zero_copy_sends_are_copied_falls_back_by_itself() {
 
 #[test]
 fn unix_connections_send_plainly_under_a_zero_copy_setting() {
-    let server = Server::start(
-        "uring",
-        &[
-            "--zerocopy-threshold",
-            "1",
-            "--zerocopy-fallback-after",
-            "0",
-        ],
-    );
+    let server = zero_copy_server("0");
     let mut c = server.fcgi_unix();
     stream_8mib(&mut c, 1);
     let text = server.scrape();
