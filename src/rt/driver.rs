@@ -4,9 +4,12 @@
 //! All on the worker's thread. One task per connection polls three loops together: the
 //! reader (the only read loop of the socket; it ends when the writer shuts the socket down,
 //! never by dropping a pending read), the writer (the only one that sends) and the timer (the
-//! engine's deadlines). One task per request runs the handler, then its response body, pulled
-//! only while the engine allows (backpressure), with the request's error output beside it
-//! when the handler uses a [`Peer`].
+//! engine's deadlines). A request's handler is polled once where the request is announced:
+//! a handler that answers at once, with a body that is ready and fits under the send-queue
+//! mark, is served right there, with no task of its own. Any other request gets a task that
+//! awaits the handler, then pulls its response body only while the engine allows
+//! (backpressure), with the request's error output beside it when the handler uses a
+//! [`Peer`] (such requests always get a task).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use slab::Slab;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::app::{build_request, Body, BodyError, BodySource, Handler, Peer};
+use crate::app::{
+    build_request, AppStatus, Body, BodyError, BodySource, BoxError, Handler, Peer, ResponseBody,
+};
 use crate::channel::{
     AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, Protocol,
     Rejection, RequestKey, Stat, Timeouts,
@@ -198,7 +202,8 @@ impl<H: Handler> Drop for InFlight<H> {
 struct RequestSlot {
     task: Option<JoinHandle<()>>,
     readers: [Option<Waker>; 2],
-    writable: Rc<Notify>,
+    /// The request's task, waiting for the engine to let it produce ([`Event::Writable`]).
+    writer: Option<Waker>,
     /// The request's [`Peer`], for handlers that use one.
     peer: Option<Peer>,
 }
@@ -208,6 +213,9 @@ struct Conn<E, H> {
     worker: Rc<WorkerShared<H>>,
     requests: RefCell<HashMap<RequestKey, RequestSlot, foldhash::fast::FixedState>>,
     reader_parked: Cell<bool>,
+    /// `after` is running: a call from within it (a handler polled where its request was
+    /// announced) leaves the work to the running one.
+    in_after: Cell<bool>,
     reader_wake: Notify,
     writer_wake: Notify,
     timer_wake: Notify,
@@ -238,6 +246,7 @@ where
         worker: worker.clone(),
         requests: RefCell::new(HashMap::default()),
         reader_parked: Cell::new(false),
+        in_after: Cell::new(false),
         reader_wake: Notify::new(),
         writer_wake: Notify::new(),
         timer_wake: Notify::new(),
@@ -322,6 +331,9 @@ impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
 impl<E: Channel + 'static, H: Handler> Conn<E, H> {
     /// Acts on every pending engine event, then wakes whichever loop has work.
     fn after(self: &Rc<Self>) {
+        if self.in_after.replace(true) {
+            return;
+        }
         loop {
             let event = self.engine.borrow_mut().poll_event();
             match event {
@@ -329,6 +341,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 None => break,
             }
         }
+        self.in_after.set(false);
         let engine = self.engine.borrow();
         if engine.queued_output() > self.writing.get() || engine.close_reason().is_some() {
             self.writer_wake.notify_one();
@@ -353,8 +366,13 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 }
             }
             Event::Writable(key) => {
-                if let Some(slot) = self.requests.borrow().get(&key) {
-                    slot.writable.notify_one();
+                let waker = self
+                    .requests
+                    .borrow_mut()
+                    .get_mut(&key)
+                    .and_then(|s| s.writer.take());
+                if let Some(w) = waker {
+                    w.wake();
                 }
             }
             Event::Aborted(key, _) => {
@@ -369,6 +387,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
 
     fn start_request(self: &Rc<Self>, new: crate::channel::NewRequest) {
         let key = new.key;
+        let now = now();
         let Some(in_flight) = self.worker.admit() else {
             self.worker.metrics.record(&Stat::LimitHit {
                 limit: Limit::MaxInFlight,
@@ -376,7 +395,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
             let _ = self
                 .engine
                 .borrow_mut()
-                .reject(key, Rejection::Overloaded, now());
+                .reject(key, Rejection::Overloaded, now);
             return;
         };
         let peer = self
@@ -411,20 +430,169 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         if let Some(peer) = &peer {
             request.extensions_mut().insert(peer.clone());
         }
-        let writable = Rc::new(Notify::new());
+        let deadline = tokio::time::Instant::from_std(now) + self.worker.handler_timeout;
         self.requests.borrow_mut().insert(
             key,
             RequestSlot {
                 task: None,
                 readers: [None, None],
-                writable: writable.clone(),
+                writer: None,
                 peer,
             },
         );
-        let task = tokio::task::spawn_local(run_request(guard, request, writable));
+        let handler = self.worker.handler.clone();
+        let mut call = Box::pin(async move { handler.call(request).await });
+        if guard.peer.is_some() {
+            // Its error output must be forwarded beside it: that takes a task.
+            return self.spawn(key, run_request(guard, call, deadline));
+        }
+        // The first poll, right here: a handler that registers this no-op waker and returns
+        // `Pending` is polled again at once by its task, with the task's waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(&mut cx)));
+        let result = match polled {
+            Ok(Poll::Pending) => return self.spawn(key, run_request(guard, call, deadline)),
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(panic) => Err(panic),
+        };
+        drop(call);
+        let Some(mut out) = self.answer(key, result, now) else {
+            return;
+        };
+        match self.poll_send(key, &mut out, &mut cx, now) {
+            Poll::Ready(true) => self.finish(key, &out, now),
+            Poll::Ready(false) => {}
+            Poll::Pending => self.spawn(key, send_response(guard, out)),
+        }
+    }
+
+    /// Runs the rest of request `key` in a task of its own.
+    fn spawn(self: &Rc<Self>, key: RequestKey, task: impl Future<Output = ()> + 'static) {
+        let task = tokio::task::spawn_local(task);
         if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
             slot.task = Some(task);
         }
+    }
+
+    /// Acts on what the handler returned: queues the response head and hands back the body
+    /// to send, or ends the request (`None`) when the handler failed.
+    fn answer(
+        self: &Rc<Self>,
+        key: RequestKey,
+        result: std::thread::Result<Result<http::Response<ResponseBody>, BoxError>>,
+        now: Instant,
+    ) -> Option<Outgoing> {
+        let response = match result {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "handler failed");
+                self.abort_request(key, AbortCause::HandlerError);
+                return None;
+            }
+            Err(_panic) => {
+                tracing::error!("handler panicked");
+                self.abort_request(key, AbortCause::HandlerError);
+                return None;
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let sent = self
+            .engine
+            .borrow_mut()
+            .send_head(key, parts.status, &parts.headers, now);
+        match sent {
+            Ok(true) => {}
+            Ok(false) => {
+                // A 1xx status where the final one must be: the engine cannot send it, so
+                // the request ends as a handler error (a 500, since nothing was sent).
+                tracing::warn!(status = %parts.status, "handler answered with an interim status");
+                self.abort_request(key, AbortCause::HandlerError);
+                return None;
+            }
+            Err(_) => return None, // Aborted meanwhile: the key is stale.
+        }
+        self.after();
+        Some(Outgoing {
+            body,
+            app_status: parts.extensions.get::<AppStatus>().cloned(),
+            unsent: Bytes::new(),
+        })
+    }
+
+    /// Queues the response body as far as it goes now: each frame only while the engine
+    /// allows, and a large one [`MAX_SLICE`] bytes at a time, so that a whole file in one
+    /// `Bytes` overshoots the send-queue mark by one slice at most instead of by its size.
+    /// `Ready(true)` when the body ended (the caller finishes the response), `Ready(false)`
+    /// when the request ended otherwise, `Pending` until `cx` is woken.
+    fn poll_send(
+        self: &Rc<Self>,
+        key: RequestKey,
+        out: &mut Outgoing,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Poll<bool> {
+        loop {
+            if self.poll_writable(key, cx, now).is_pending() {
+                return Poll::Pending;
+            }
+            if !out.unsent.is_empty() {
+                let slice = out.unsent.split_to(out.unsent.len().min(MAX_SLICE));
+                if self
+                    .engine
+                    .borrow_mut()
+                    .send_body(key, &slice, now)
+                    .is_err()
+                {
+                    return Poll::Ready(false);
+                }
+                self.after();
+                continue;
+            }
+            let body = &mut out.body;
+            let frame = std::panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx)));
+            match frame {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(None)) => return Poll::Ready(true),
+                Ok(Poll::Ready(Some(Ok(frame)))) => {
+                    // CGI responses cannot carry trailers: those are dropped.
+                    if let Ok(data) = frame.into_data() {
+                        out.unsent = data;
+                    }
+                }
+                Ok(Poll::Ready(Some(Err(error)))) => {
+                    tracing::warn!(%error, "response body failed");
+                    self.abort_request(key, AbortCause::HandlerError);
+                    return Poll::Ready(false);
+                }
+                Err(_panic) => {
+                    tracing::error!("response body panicked");
+                    self.abort_request(key, AbortCause::HandlerError);
+                    return Poll::Ready(false);
+                }
+            }
+        }
+    }
+
+    /// `Ready` when request `key` may produce now; otherwise `cx` is woken by the engine's
+    /// [`Event::Writable`].
+    fn poll_writable(&self, key: RequestKey, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
+        if self.engine.borrow_mut().poll_produce(key, now) {
+            return Poll::Ready(());
+        }
+        if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
+            match &mut slot.writer {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                writer => *writer = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Ends a response whose body ended.
+    fn finish(self: &Rc<Self>, key: RequestKey, out: &Outgoing, now: Instant) {
+        let status = out.app_status.as_ref().map_or(0, AppStatus::get);
+        let _ = self.engine.borrow_mut().finish(key, status, now);
+        self.after();
     }
 
     /// Ends a request the handler could not complete.
@@ -434,6 +602,14 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
     }
 }
 
+/// A response being sent: its body, its appStatus, and what of the body's last frame is not
+/// queued yet.
+struct Outgoing {
+    body: ResponseBody,
+    app_status: Option<AppStatus>,
+    unsent: Bytes,
+}
+
 fn stream_index(stream: InputStream) -> usize {
     match stream {
         InputStream::Body => 0,
@@ -441,9 +617,10 @@ fn stream_index(stream: InputStream) -> usize {
     }
 }
 
-/// A request's hold on its connection and its worker, owned by the request's task future:
-/// dropping it (the task ended or was aborted, even before its first poll) frees the
-/// request's slot and its in-flight place.
+/// A request's hold on its connection and its worker, owned by whatever runs the request
+/// (its task future, or `start_request` for one served at once): dropping it (the request
+/// ended, or its task was aborted, even before its first poll) frees the request's slot and
+/// its in-flight place.
 struct RequestGuard<E: Channel + 'static, H: Handler> {
     conn: Rc<Conn<E, H>>,
     key: RequestKey,
@@ -462,92 +639,50 @@ impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     }
 }
 
-async fn run_request<E: Channel + 'static, H: Handler>(
+/// The task of a request whose handler did not answer on its first poll (or that forwards
+/// error output): awaits the handler until `deadline`, then sends the response.
+async fn run_request<E, H, F>(
     guard: RequestGuard<E, H>,
-    request: http::Request<Body>,
-    writable: Rc<Notify>,
-) {
+    call: std::pin::Pin<Box<F>>,
+    deadline: tokio::time::Instant,
+) where
+    E: Channel + 'static,
+    H: Handler,
+    F: Future<Output = Result<http::Response<ResponseBody>, BoxError>>,
+{
     let (conn, key) = (guard.conn.clone(), guard.key);
     let stderr = StderrForward {
         conn: &conn,
         key,
-        writable: &writable,
         peer: guard.peer.as_ref(),
     };
-    let handler = conn.worker.handler.clone();
-    let call = AssertUnwindSafe(handler.call(request)).catch_unwind();
-    let call = stderr.beside(tokio::time::timeout(conn.worker.handler_timeout, call));
-    let response = match call.await {
-        Ok(Ok(Ok(response))) => response,
-        Ok(Ok(Err(error))) => {
-            tracing::warn!(%error, "handler failed");
-            return conn.abort_request(key, AbortCause::HandlerError);
-        }
-        Ok(Err(_panic)) => {
-            tracing::error!("handler panicked");
-            return conn.abort_request(key, AbortCause::HandlerError);
-        }
-        Err(_elapsed) => {
-            conn.worker.metrics.record(&Stat::LimitHit {
-                limit: Limit::HandlerTimeout,
-            });
-            return conn.abort_request(key, AbortCause::Timeout);
-        }
+    let call = AssertUnwindSafe(call).catch_unwind();
+    let Ok(result) = stderr.beside(tokio::time::timeout_at(deadline, call)).await else {
+        conn.worker.metrics.record(&Stat::LimitHit {
+            limit: Limit::HandlerTimeout,
+        });
+        return conn.abort_request(key, AbortCause::Timeout);
     };
-    let (parts, mut body) = response.into_parts();
-    let app_status = parts.extensions.get::<crate::app::AppStatus>().cloned();
-    let sent = conn
-        .engine
-        .borrow_mut()
-        .send_head(key, parts.status, &parts.headers, now());
-    match sent {
-        Ok(true) => {}
-        Ok(false) => {
-            // A 1xx status where the final one must be: the engine cannot send it, so the
-            // request ends as a handler error (a 500, since nothing was sent).
-            tracing::warn!(status = %parts.status, "handler answered with an interim status");
-            return conn.abort_request(key, AbortCause::HandlerError);
-        }
-        Err(_) => return, // Aborted meanwhile: the key is stale.
+    if let Some(out) = conn.answer(key, result, now()) {
+        send_response(guard, out).await;
     }
-    conn.after();
-    loop {
-        loop {
-            let may = conn.engine.borrow_mut().poll_produce(key, now());
-            if may {
-                break;
-            }
-            writable.notified().await;
-        }
-        let frame = stderr
-            .beside(AssertUnwindSafe(body.frame()).catch_unwind())
-            .await;
-        let now = now();
-        let result = match frame {
-            Ok(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => send_in_slices(&conn, key, &writable, data).await,
-                Err(_trailers) => Ok(()), // CGI responses cannot carry trailers.
-            },
-            Ok(None) => {
-                stderr.flush();
-                let status = app_status.as_ref().map_or(0, crate::app::AppStatus::get);
-                let _ = conn.engine.borrow_mut().finish(key, status, now);
-                conn.after();
-                return;
-            }
-            Ok(Some(Err(error))) => {
-                tracing::warn!(%error, "response body failed");
-                return conn.abort_request(key, AbortCause::HandlerError);
-            }
-            Err(_panic) => {
-                tracing::error!("response body panicked");
-                return conn.abort_request(key, AbortCause::HandlerError);
-            }
-        };
-        if result.is_err() {
-            return;
-        }
-        conn.after();
+}
+
+/// Sends a response's body, with the request's error output beside it, then finishes it.
+async fn send_response<E: Channel + 'static, H: Handler>(
+    guard: RequestGuard<E, H>,
+    mut out: Outgoing,
+) {
+    let (conn, key) = (&guard.conn, guard.key);
+    let stderr = StderrForward {
+        conn,
+        key,
+        peer: guard.peer.as_ref(),
+    };
+    let sent = std::future::poll_fn(|cx| conn.poll_send(key, &mut out, cx, now()));
+    if stderr.beside(sent).await {
+        stderr.flush();
+        conn.finish(key, &out, now());
     }
 }
 
@@ -556,7 +691,6 @@ async fn run_request<E: Channel + 'static, H: Handler>(
 struct StderrForward<'a, E: Channel + 'static, H: Handler> {
     conn: &'a Rc<Conn<E, H>>,
     key: RequestKey,
-    writable: &'a Notify,
     peer: Option<&'a Peer>,
 }
 
@@ -580,9 +714,7 @@ impl<E: Channel + 'static, H: Handler> StderrForward<'_, E, H> {
                 Ok(out) => return out,
                 Err(data) => data,
             };
-            while !self.conn.engine.borrow_mut().poll_produce(self.key, now()) {
-                self.writable.notified().await;
-            }
+            std::future::poll_fn(|cx| self.conn.poll_writable(self.key, cx, now())).await;
             if self
                 .conn
                 .engine
@@ -610,28 +742,6 @@ impl<E: Channel + 'static, H: Handler> StderrForward<'_, E, H> {
         }
         if sent {
             self.conn.after();
-        }
-    }
-}
-
-/// Queues one response frame, at most [`MAX_SLICE`] bytes at a time and each slice only when
-/// the engine allows it, so a large frame (a whole file in one `Bytes`, say) overshoots the
-/// send-queue mark by one slice at most instead of by its own size.
-async fn send_in_slices<E: Channel + 'static, H: Handler>(
-    conn: &Rc<Conn<E, H>>,
-    key: RequestKey,
-    writable: &Notify,
-    mut data: Bytes,
-) -> Result<(), crate::channel::ApiError> {
-    loop {
-        let slice = data.split_to(data.len().min(MAX_SLICE));
-        conn.engine.borrow_mut().send_body(key, &slice, now())?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        conn.after();
-        while !conn.engine.borrow_mut().poll_produce(key, now()) {
-            writable.notified().await;
         }
     }
 }

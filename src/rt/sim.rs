@@ -250,6 +250,92 @@ mod tests {
         out.to_vec()
     }
 
+    /// A POST of `body` to `uri`, all in one write.
+    fn post(id: u16, uri: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        BeginRequest {
+            role: Role::RESPONDER,
+            flags: FLAG_KEEP_CONN,
+        }
+        .encode(&mut out, id);
+        let mut p = BytesMut::new();
+        let length = body.len().to_string();
+        for (n, v) in [
+            ("REQUEST_METHOD", "POST"),
+            ("REQUEST_URI", uri),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("CONTENT_LENGTH", length.as_str()),
+        ] {
+            encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+        }
+        encode_stream(&mut out, RecordType::PARAMS, id, &p);
+        encode_stream_end(&mut out, RecordType::PARAMS, id);
+        encode_stream(&mut out, RecordType::STDIN, id, body);
+        encode_stream_end(&mut out, RecordType::STDIN, id);
+        out.to_vec()
+    }
+
+    /// Each request's STDOUT bytes and END_REQUEST protocol status, by request id.
+    fn responses(sent: &Bytes) -> std::collections::BTreeMap<u16, (Vec<u8>, Option<u8>)> {
+        let mut rest = BytesMut::from(&sent[..]);
+        let mut decoder = RecordDecoder::new();
+        let mut out = std::collections::BTreeMap::<u16, (Vec<u8>, Option<u8>)>::new();
+        while let Some(r) = decoder.decode(&mut rest).unwrap() {
+            let entry = out.entry(r.request_id).or_default();
+            if r.record_type == RecordType::STDOUT {
+                entry.0.extend_from_slice(&r.content);
+            } else if r.record_type == RecordType::END_REQUEST {
+                entry.1 = Some(r.content[4]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn requests_answered_at_once_in_one_read_are_all_served() {
+        let read: Vec<u8> = (1..=8).flat_map(|id| request(id, "/hello")).collect();
+        let out = responses(&run(Protocol::FastCgi, vec![Step::Read(read)]).sent);
+        assert_eq!(out.len(), 8);
+        for (id, (stdout, end)) in out {
+            assert_eq!(end, Some(0), "request {id}");
+            assert!(stdout.ends_with(b"Hello, world!\n"), "request {id}");
+        }
+    }
+
+    #[test]
+    fn an_echo_of_a_body_that_came_with_its_request_is_whole() {
+        let body: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+        let read: Vec<u8> = (1..=2).flat_map(|id| post(id, "/echo", &body)).collect();
+        let out = responses(&run(Protocol::FastCgi, vec![Step::Read(read)]).sent);
+        for id in 1..=2 {
+            let (stdout, end) = &out[&id];
+            assert_eq!(*end, Some(0));
+            assert!(stdout.ends_with(&body), "request {id}: echo differs");
+        }
+    }
+
+    #[test]
+    fn a_ready_response_larger_than_the_send_queue_waits_for_the_peer() {
+        // 64 chunks of 8 KiB, all ready at once, against a 16 KiB send-queue mark and a peer
+        // that takes 10 ms per send: the rest of the body goes to a task that waits.
+        let script = vec![
+            Step::SlowSends(Duration::from_millis(10)),
+            Step::Read(request(1, "/stream?chunks=64&size=8192")),
+        ];
+        let out = responses(&run(Protocol::FastCgi, script).sent);
+        let (stdout, end) = &out[&1];
+        assert_eq!(*end, Some(0));
+        let body_at = stdout.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let body = &stdout[body_at..];
+        assert_eq!(body.len(), 64 * 8192);
+        for (k, chunk) in body.chunks(8192).enumerate() {
+            assert!(
+                chunk.iter().all(|&b| b == b'a' + (k % 26) as u8),
+                "chunk {k}"
+            );
+        }
+    }
+
     fn abort(id: u16) -> Vec<u8> {
         let mut out = BytesMut::new();
         encode_record(&mut out, RecordType::ABORT_REQUEST, id, &[]);
