@@ -8,7 +8,18 @@ deploy=$root/deploy
 work=$(mktemp -d)
 chmod 0755 "$work"
 pids=()
+# A process that is gone or a zombie (exited, not yet reaped) no longer runs.
+running() { [[ -e /proc/$1 ]] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 cleanup() {
+    # SIGTERM first, so that a master process stops its workers (a SIGKILL would leave them
+    # running, orphaned); SIGKILL whatever still runs 5 s later.
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do
+        local left=0
+        for p in "${pids[@]}"; do running "$p" && left=1; done
+        [[ $left == 0 ]] && break
+        sleep 0.05
+    done
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"

@@ -39,7 +39,7 @@ pub fn sbin(program: &str) -> String {
     program.to_owned()
 }
 
-/// A front end process, killed on drop.
+/// A front end process, stopped on drop.
 pub struct FrontEnd {
     pub child: Child,
     pub http: u16,
@@ -48,9 +48,26 @@ pub struct FrontEnd {
 
 impl Drop for FrontEnd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops a front end with SIGTERM, so that its master stops its workers too (a SIGKILL
+/// would leave them running, orphaned), and kills it if it is still there after 5 s.
+pub fn stop(child: &mut Child) {
+    // SAFETY: kill(2) with the pid of a child we spawned and have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 pub fn render(template: &str, dir: &Path, vars: &[(&str, String)]) -> PathBuf {
