@@ -34,35 +34,61 @@ pub struct Demo;
 
 impl Handler for Demo {
     async fn call(&self, request: http::Request<Body>) -> Result<Response<ResponseBody>, BoxError> {
-        // Behind a script prefix (a CGI alias, SCRIPT_NAME=/app) the route is PATH_INFO;
-        // otherwise (nginx, HAProxy) it is the request path.
-        let path_info = request
-            .extensions()
-            .get::<CgiVars>()
-            .and_then(|v| v.get_str("PATH_INFO"));
-        let path = match path_info {
-            Some(p) if !p.is_empty() => p.to_owned(),
-            _ => request.uri().path().to_owned(),
-        };
-        let query = request.uri().query().unwrap_or("").to_owned();
-        let method = request.method().clone();
-        Ok(match (&method, path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/hello") => text(StatusCode::OK, "Hello, world!\n"),
-            (&Method::POST | &Method::PUT, "/echo") => echo(request),
-            (&Method::GET, "/stream") => stream(&query),
-            (&Method::GET, "/slow") => {
-                let ms = param(&query, "ms").unwrap_or(0).min(MAX_DELAY_MS);
+        let query = request.uri().query().unwrap_or("");
+        Ok(match (request.method(), route(&request)) {
+            (&Method::GET | &Method::HEAD, Route::Hello) => text(StatusCode::OK, HELLO),
+            (&Method::POST | &Method::PUT, Route::Echo) => echo(request),
+            (&Method::GET, Route::Stream) => stream(query),
+            (&Method::GET, Route::Slow) => {
+                let ms = param(query, "ms").unwrap_or(0).min(MAX_DELAY_MS);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 text(StatusCode::OK, format!("slept {ms} ms\n"))
             }
-            (&Method::GET, "/env") => env(request.extensions().get::<CgiVars>()),
-            (&Method::GET, "/echo-env") => echo_env(request.extensions().get::<CgiVars>(), &query),
-            (_, p) if p.starts_with("/status/") => status(&p["/status/".len()..]),
-            (_, "/hello" | "/echo" | "/stream" | "/slow" | "/env" | "/echo-env") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            (&Method::GET, Route::Env) => env(request.extensions().get::<CgiVars>()),
+            (&Method::GET, Route::EchoEnv) => {
+                echo_env(request.extensions().get::<CgiVars>(), query)
             }
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            (_, Route::Status(code)) => status(code),
+            (_, Route::NotFound) => text(StatusCode::NOT_FOUND, "not found\n"),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         })
+    }
+}
+
+const HELLO: &str = "Hello, world!\n";
+
+/// The demo's routes.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    Hello,
+    Echo,
+    Stream,
+    Slow,
+    Env,
+    EchoEnv,
+    /// `/status/NNN`, with the status as written.
+    Status(&'a str),
+    NotFound,
+}
+
+/// The route of a request. Behind a script prefix (a CGI alias, SCRIPT_NAME=/app) it is
+/// PATH_INFO; otherwise (nginx, HAProxy) it is the request path.
+fn route(request: &http::Request<Body>) -> Route<'_> {
+    let path_info = request
+        .extensions()
+        .get::<CgiVars>()
+        .and_then(|v| v.get_str("PATH_INFO"))
+        .filter(|p| !p.is_empty());
+    match path_info.unwrap_or_else(|| request.uri().path()) {
+        "/hello" => Route::Hello,
+        "/echo" => Route::Echo,
+        "/stream" => Route::Stream,
+        "/slow" => Route::Slow,
+        "/env" => Route::Env,
+        "/echo-env" => Route::EchoEnv,
+        p => p
+            .strip_prefix("/status/")
+            .map_or(Route::NotFound, Route::Status),
     }
 }
 

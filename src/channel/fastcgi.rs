@@ -178,7 +178,10 @@ impl FastCgiEngine {
         if self.requests.is_empty() {
             self.idle_since = now;
         }
-        self.update_input_stall(now);
+        // Removing a request can end a stall, never start one.
+        if self.input_stalled_since.is_some() {
+            self.update_input_stall(now);
+        }
     }
 
     /// Answers a request that never reached the application with a canned response.
@@ -438,7 +441,13 @@ impl FastCgiEngine {
         if wake {
             self.events.push_back(Event::BodyReadable(key, stream));
         }
-        self.update_input_stall(now);
+        // More input can start a stall (this request's buffer reached the limit), never end
+        // one: only this request needs a look.
+        if self.input_stalled_since.is_none()
+            && self.requests[slot].over_buffer_limit(self.limits.max_body_buffer_bytes)
+        {
+            self.input_stalled_since = Some(now);
+        }
     }
 
     /// Starts or ends the input-stall interval as buffers fill and drain.

@@ -1,7 +1,7 @@
 //! CGI/1.1 (RFC 3875): meta-variables ([`CgiVars`]), the request head they describe
 //! (twisted.web2's `makeRequest`), and CGI response heads (`Status:` + headers + blank line).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::{BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -288,12 +288,31 @@ fn parse_port(v: &[u8]) -> Option<u16> {
 
 /// An IP address, bracketed IPv6 (`[::1]`) accepted.
 fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(v) {
+        return Some(IpAddr::V4(v4));
+    }
     let s = std::str::from_utf8(v).ok()?;
     let s = s
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
         .unwrap_or(s);
     s.parse().ok()
+}
+
+/// A dotted-quad IPv4 address, as `Ipv4Addr`'s parser reads it (four decimal octets of at
+/// most 255, no leading zeros), without its generic machinery: every request has two.
+fn parse_ipv4(v: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = v.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        let leading_zero = part.len() > 1 && part[0] == b'0';
+        if part.is_empty() || part.len() > 3 || leading_zero {
+            return None;
+        }
+        *octet = u8::try_from(parse_decimal(part)?).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// Characters kept as they are in a path rebuilt from decoded `SCRIPT_NAME`/`PATH_INFO`:

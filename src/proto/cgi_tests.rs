@@ -565,3 +565,45 @@ fn ports_parse_as_str_parse_does() {
         assert_eq!(parse_port(p.as_bytes()), p.parse::<u16>().ok(), "{p:?}");
     }
 }
+
+#[test]
+fn the_ipv4_fast_path_reads_what_std_reads() {
+    let cases = [
+        "127.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.0.0.1",
+        "1.2.3",
+        "1.2.3.4.5",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1..3.4",
+        "1.2.3.4.",
+        ".1.2.3",
+        "1.2.3.1000",
+        "+1.2.3.4",
+        "1.2.3.-4",
+        "1.2.3. 4",
+        "",
+        "::1",
+        "[::1]",
+        "::ffff:1.2.3.4",
+        "10.0.0.255",
+    ];
+    for case in cases {
+        let std = case
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(case)
+            .parse::<IpAddr>()
+            .ok();
+        assert_eq!(parse_ip(case.as_bytes()), std, "{case:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_ipv4_fast_path_agrees_with_std(s in "[0-9.]{0,17}") {
+        proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok());
+    }
+}
