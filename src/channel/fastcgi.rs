@@ -4,6 +4,7 @@
 //! request's own id; ABORT_REQUEST answered exactly once; KEEP_CONN honoured both ways.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -82,8 +83,9 @@ impl Request {
 /// A sans-IO FastCGI connection. See [`Channel`] for the call contract.
 #[derive(Debug)]
 pub struct FastCgiEngine {
-    limits: Limits,
-    timeouts: Timeouts,
+    /// Shared with every connection of the worker (one copy per connection was 190 bytes).
+    limits: Arc<Limits>,
+    timeouts: Arc<Timeouts>,
     decoder: RecordDecoder,
     input: BytesMut,
     requests: Slab<Request>,
@@ -105,7 +107,12 @@ pub struct FastCgiEngine {
 
 impl FastCgiEngine {
     /// A new connection accepted at `now`.
-    pub fn new(limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+    pub fn new(
+        limits: impl Into<Arc<Limits>>,
+        timeouts: impl Into<Arc<Timeouts>>,
+        now: Instant,
+    ) -> Self {
+        let (limits, timeouts) = (limits.into(), timeouts.into());
         Self {
             out: SendQueue::new(limits.send_queue_high_water),
             limits,

@@ -5,6 +5,7 @@
 //! these protocols can say "incomplete").
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -46,8 +47,9 @@ enum Phase {
 #[derive(Debug)]
 pub struct StreamEngine {
     protocol: Protocol,
-    limits: Limits,
-    timeouts: Timeouts,
+    /// Shared with every connection of the worker (one copy per connection was 190 bytes).
+    limits: Arc<Limits>,
+    timeouts: Arc<Timeouts>,
     phase: Phase,
     input: BytesMut,
     body: InputBuffer,
@@ -66,14 +68,26 @@ pub struct StreamEngine {
 
 impl StreamEngine {
     /// An SCGI connection accepted at `now`.
-    pub fn scgi(limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+    pub fn scgi(
+        limits: impl Into<Arc<Limits>>,
+        timeouts: impl Into<Arc<Timeouts>>,
+        now: Instant,
+    ) -> Self {
+        let limits = limits.into();
         let decoder = ScgiDecoder::new(limits.max_scgi_header_bytes, limits.max_params_pairs);
-        Self::with_phase(Protocol::Scgi, Phase::Head(decoder), limits, timeouts, now)
+        Self::with_phase(
+            Protocol::Scgi,
+            Phase::Head(decoder),
+            limits,
+            timeouts.into(),
+            now,
+        )
     }
 
     /// A CGI request whose variables (the process environment) are already known; the body
     /// follows as input.
     pub fn cgi(vars: CgiVars, limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
+        let (limits, timeouts) = (Arc::new(limits), Arc::new(timeouts));
         let mut engine = Self::with_phase(Protocol::Cgi, Phase::Over, limits, timeouts, now);
         let content_length = match vars.get_str("CONTENT_LENGTH") {
             None | Some("") => Some(0),
@@ -92,8 +106,8 @@ impl StreamEngine {
     fn with_phase(
         protocol: Protocol,
         phase: Phase,
-        limits: Limits,
-        timeouts: Timeouts,
+        limits: Arc<Limits>,
+        timeouts: Arc<Timeouts>,
         now: Instant,
     ) -> Self {
         Self {

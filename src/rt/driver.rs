@@ -17,15 +17,16 @@ use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use slab::Slab;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::signal::Signal;
 use crate::app::{
     build_request, AppStatus, Body, BodyError, BodySource, BoxError, Handler, Peer, ResponseBody,
 };
@@ -73,10 +74,10 @@ pub struct WorkerShared<H> {
     pub handler: Rc<H>,
     /// The worker's metric handles.
     pub metrics: Rc<WorkerMetrics>,
-    /// Engine limits.
-    pub limits: Limits,
+    /// Engine limits, shared by the worker's engines.
+    pub limits: Arc<Limits>,
     /// Engine timeouts.
-    pub timeouts: Timeouts,
+    pub timeouts: Arc<Timeouts>,
     /// Longest time a handler may take to produce its response head.
     pub handler_timeout: Duration,
     /// Longest time one send may wait for a peer that does not read.
@@ -102,8 +103,8 @@ impl<H: Handler> WorkerShared<H> {
             handler_timeout: timeouts.handler,
             write_timeout: timeouts.write,
             max_in_flight: limits.max_in_flight,
-            limits,
-            timeouts,
+            limits: Arc::new(limits),
+            timeouts: Arc::new(timeouts),
             in_flight: Cell::new(0),
             connections: RefCell::new(Slab::new()),
             draining: Cell::new(false),
@@ -216,9 +217,9 @@ struct Conn<E, H> {
     /// `after` is running: a call from within it (a handler polled where its request was
     /// announced) leaves the work to the running one.
     in_after: Cell<bool>,
-    reader_wake: Notify,
-    writer_wake: Notify,
-    timer_wake: Notify,
+    reader_wake: Signal,
+    writer_wake: Signal,
+    timer_wake: Signal,
     /// Bytes the writer holds (taken from the engine, not yet reported sent).
     writing: Cell<usize>,
     finished: Cell<bool>,
@@ -247,9 +248,9 @@ where
         requests: RefCell::new(HashMap::default()),
         reader_parked: Cell::new(false),
         in_after: Cell::new(false),
-        reader_wake: Notify::new(),
-        writer_wake: Notify::new(),
-        timer_wake: Notify::new(),
+        reader_wake: Signal::default(),
+        writer_wake: Signal::default(),
+        timer_wake: Signal::default(),
         writing: Cell::new(0),
         finished: Cell::new(false),
         close_reason: Cell::new(None),
@@ -309,8 +310,8 @@ impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
     fn drain(&self) {
         self.engine.borrow_mut().drain(now());
         // The engine has a new deadline (the linger) for the timer to pick up.
-        self.timer_wake.notify_one();
-        self.writer_wake.notify_one();
+        self.timer_wake.notify();
+        self.writer_wake.notify();
     }
 
     fn abort_all(&self) {
@@ -324,7 +325,7 @@ impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
         }
         self.close_reason.set(Some(CloseReason::Shutdown));
         self.engine.borrow_mut().handle_write_failed(now);
-        self.writer_wake.notify_one();
+        self.writer_wake.notify();
     }
 }
 
@@ -344,11 +345,11 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         self.in_after.set(false);
         let engine = self.engine.borrow();
         if engine.queued_output() > self.writing.get() || engine.close_reason().is_some() {
-            self.writer_wake.notify_one();
+            self.writer_wake.notify();
         }
         if engine.wants_read() && self.reader_parked.get() {
             self.reader_parked.set(false);
-            self.reader_wake.notify_one();
+            self.reader_wake.notify();
         }
     }
 
@@ -788,7 +789,7 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
         }
         if !conn.engine.borrow().wants_read() {
             conn.reader_parked.set(true);
-            conn.reader_wake.notified().await;
+            conn.reader_wake.wait().await;
             continue;
         }
         let result = reader.read().await;
@@ -839,8 +840,10 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
         if let Some(data) = output {
             let n = data.len();
             conn.writing.set(n);
-            let sent =
-                tokio::time::timeout(conn.worker.write_timeout, writer.write_all(data)).await;
+            // Boxed: a send's state (an io_uring one is a few hundred bytes) exists only
+            // while it runs, not in every idle connection's task.
+            let send = writer.write_all(data);
+            let sent = Box::pin(tokio::time::timeout(conn.worker.write_timeout, send)).await;
             conn.writing.set(0);
             let now = now();
             match sent {
@@ -872,12 +875,12 @@ async fn write_loop<E: Channel + 'static, H: Handler, W: WriteHalf>(
             }
             break;
         }
-        conn.writer_wake.notified().await;
+        conn.writer_wake.wait().await;
     }
     conn.finished.set(true);
     writer.shutdown();
-    conn.reader_wake.notify_one();
-    conn.timer_wake.notify_one();
+    conn.reader_wake.notify();
+    conn.timer_wake.notify();
 }
 
 async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
@@ -894,6 +897,9 @@ async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
         .min(t.keepalive_idle)
         .max(MIN_TIMER_TICK);
     let draining_tick = tick.min(t.drain_linger).max(MIN_TIMER_TICK);
+    // One timer, reset for each wait.
+    let sleep = tokio::time::sleep(tick);
+    let mut sleep = std::pin::pin!(sleep);
     while !conn.finished.get() {
         let tick = if conn.worker.draining.get() {
             draining_tick
@@ -902,12 +908,17 @@ async fn timer_loop<E: Channel + 'static, H: Handler>(conn: Rc<Conn<E, H>>) {
         };
         let deadline = conn.engine.borrow().poll_timeout();
         let wake = deadline.map_or(now() + tick, |d| d.min(now() + tick));
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {
-                conn.engine.borrow_mut().handle_timeout(now());
-                conn.after();
+        sleep.as_mut().reset(wake.into());
+        let expired = std::future::poll_fn(|cx| {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
             }
-            _ = conn.timer_wake.notified() => {}
+            conn.timer_wake.poll_wait(cx).map(|()| false)
+        })
+        .await;
+        if expired {
+            conn.engine.borrow_mut().handle_timeout(now());
+            conn.after();
         }
     }
 }

@@ -52,11 +52,19 @@ pub trait UringStream: std::os::fd::AsRawFd + 'static {
 macro_rules! uring_stream {
     ($ty:ty) => {
         impl UringStream for $ty {
-            async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-                <$ty>::read(self, buf).await
+            // tokio-uring's futures as they are: a wrapping `async fn` would add a layer to
+            // the state every waiting connection holds.
+            fn read(
+                &self,
+                buf: Vec<u8>,
+            ) -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)> {
+                <$ty>::read(self, buf)
             }
-            async fn read_fixed(&self, buf: FixedBuf) -> (io::Result<usize>, FixedBuf) {
-                <$ty>::read_fixed(self, buf).await
+            fn read_fixed(
+                &self,
+                buf: FixedBuf,
+            ) -> impl std::future::Future<Output = (io::Result<usize>, FixedBuf)> {
+                <$ty>::read_fixed(self, buf)
             }
             async fn write_all(&self, data: Bytes) -> io::Result<SendMode> {
                 // One send(2) first, io_uring only for what the socket buffer did not take:
@@ -123,7 +131,9 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
         self.release();
         let (result, buf) = match self.buf.take() {
             Some(PoolBuf::Fixed(b)) => {
-                let (r, b) = self.stream.read_fixed(b).await;
+                // Boxed: registered buffers are off by default, and the heap read's state
+                // is what every waiting connection holds.
+                let (r, b) = Box::pin(self.stream.read_fixed(b)).await;
                 (r, PoolBuf::Fixed(b))
             }
             Some(PoolBuf::Heap(mut b)) => {

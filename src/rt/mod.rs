@@ -26,6 +26,7 @@ pub mod send;
 mod send_tests;
 pub mod serve;
 pub mod shutdown;
+pub mod signal;
 #[cfg(any(test, fuzzing))]
 // Some script steps are used only by the fuzz target `driver`.
 #[cfg_attr(not(fuzzing), allow(dead_code))]
