@@ -277,7 +277,8 @@ pub enum Rejection {
 
 /// The interface between an engine and its driver.
 ///
-/// Call contract (the driver is one task per connection plus one per request):
+/// Call contract (the driver is one task per connection, plus one per request that does not
+/// answer on its first poll):
 /// 1. Feed every read with [`Channel::handle_input`]; an `Err` means: count it, flush
 ///    [`Channel::take_output`] (it may hold an answer), then close. Feed EOF with
 ///    [`Channel::handle_read_closed`] and a failed send with [`Channel::handle_write_failed`].

@@ -185,10 +185,11 @@ trait Drain {
 
 /// One request's place in its worker's in-flight count, from admission until dropped.
 ///
-/// It is created before the request's task is spawned and moved into that task's future, so
-/// the place is given back on every path: the task ends, the task is aborted before its first
-/// poll (an ABORT_REQUEST or a reset read in the same batch as the end of the params), or the
-/// runtime drops it at shutdown.
+/// It is created before the request's handler is first polled and held by whatever runs the
+/// request (its [`RequestGuard`]), so the place is given back on every path: the request is
+/// answered at once, its task ends, its task is aborted before its first poll (an
+/// ABORT_REQUEST or a reset read in the same batch as the end of the params), or the runtime
+/// drops it at shutdown.
 struct InFlight<H: Handler> {
     worker: Rc<WorkerShared<H>>,
 }
