@@ -95,9 +95,13 @@ impl CgiVars {
 
     /// The value of the first variable called `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| *n == name.as_bytes())
-            .map(|(_, v)| v)
+        let name = name.as_bytes();
+        // Lengths first: most spans are passed over without touching the block.
+        self.spans
+            .iter()
+            .filter(|s| s.name_end.wrapping_sub(s.name_start) == name.len())
+            .find(|s| self.name(s) == name)
+            .map(|s| self.value(s))
     }
 
     /// The value of `name` if it is UTF-8.

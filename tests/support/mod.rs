@@ -99,14 +99,36 @@ impl Server {
     }
 
     /// Starts `program` (the `ringgate` binary, or a program that takes its options) as
-    /// [`Server::start_with`] describes.
+    /// [`Server::start_with`] describes. The ports are picked free just before the start, so
+    /// another test may take one in between: a server that exits before it is ready is
+    /// started again on other ports (three tries).
     pub fn spawn(
         program: &std::path::Path,
         io: &str,
         extra: &[&str],
         nofile: Option<u64>,
     ) -> Server {
-        let dir = temp_dir(&format!("{io}-{}", free_port()));
+        let mut attempt = 1;
+        loop {
+            let mut server = Self::spawn_once(program, io, extra, nofile);
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(why) if attempt < 3 => eprintln!("retrying the server's start: {why}"),
+                Err(why) => panic!("{why}"),
+            }
+            attempt += 1;
+        }
+    }
+
+    fn spawn_once(
+        program: &std::path::Path,
+        io: &str,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Server {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = temp_dir(&format!("{io}-{n}"));
         let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
         let log = dir.join("server.log");
         let mut cmd = Command::new(program);
@@ -149,33 +171,34 @@ impl Server {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let server = Server {
+        Server {
             child,
             fastcgi,
             scgi,
             metrics,
             dir,
             log,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until every listener accepts; `Err` when the server exited first or took more
+    /// than 20 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("ringgate exited ({status}): {}", self.stderr()));
+            }
             let up = TcpStream::connect(("127.0.0.1", self.fastcgi)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.scgi)).is_ok()
                 && UnixStream::connect(self.fastcgi_unix()).is_ok()
                 && UnixStream::connect(self.scgi_unix()).is_ok();
             if up {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "ringgate did not start: {}",
-                self.stderr()
-            );
+            if Instant::now() > deadline {
+                return Err(format!("ringgate did not start: {}", self.stderr()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
