@@ -98,7 +98,7 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
     let too_many = |_| CgiError::TooManyHeaders { limit: max_headers };
     // Room for exactly the headers there will be (unless there are too many): `HTTP_*`,
     // plus `CONTENT_TYPE` and `CONTENT_LENGTH`.
-    let http_vars = vars.iter().filter(|(n, _)| n.starts_with(b"HTTP_")).count();
+    let http_vars = vars.names().filter(|n| n.starts_with(b"HTTP_")).count();
     let mut headers = HeaderMap::try_with_capacity(http_vars.min(max_headers).saturating_add(2))
         .map_err(too_many)?;
     let mut count = 0;

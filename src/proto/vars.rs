@@ -109,6 +109,11 @@ impl CgiVars {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The names of all variables, in arrival order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|s| self.name(s))
+    }
+
     /// All variables in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans.iter().map(|s| (self.name(s), self.value(s)))
