@@ -181,18 +181,21 @@ impl Server {
         }
     }
 
-    /// Waits until every listener accepts; `Err` when the server exited first or took more
-    /// than 20 s.
+    /// Waits until every listener and the metrics endpoint accept; `Err` when the server
+    /// exited first or took more than 20 s.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("ringgate exited ({status}): {}", self.stderr()));
             }
+            // The metrics endpoint too: it starts on a thread of its own, and a test that
+            // scrapes it first thing once found it not listening yet.
             let up = TcpStream::connect(("127.0.0.1", self.fastcgi)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.scgi)).is_ok()
                 && UnixStream::connect(self.fastcgi_unix()).is_ok()
-                && UnixStream::connect(self.scgi_unix()).is_ok();
+                && UnixStream::connect(self.scgi_unix()).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.metrics)).is_ok();
             if up {
                 return Ok(());
             }
