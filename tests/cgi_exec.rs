@@ -154,18 +154,6 @@ fn read_pid(path: &Path) -> u32 {
         .unwrap()
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 // --- 1. Full duplex, streaming -------------------------------------------------------------
 
 #[test]
@@ -185,7 +173,7 @@ fn cat_echo(io: &str) {
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
     );
     let server = root.start_on(io, &["--cgi-timeout", "60s"]);
-    let body = pattern(32 << 20);
+    let body = noise(32 << 20, 1);
     let r = call(&server, "POST", &cat, &body, &[]);
     assert!(r.complete(), "{:?}", r.end);
     let (status, echoed) = r.http();
@@ -202,7 +190,7 @@ fn a_client_that_sends_everything_before_reading_still_gets_its_echo() {
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
     );
     let server = root.start(&["--cgi-timeout", "60s"]);
-    let body = pattern(32 << 20);
+    let body = noise(32 << 20, 1);
     let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -234,7 +222,7 @@ print "\nread=$n\n";
 "#,
     );
     let server = root.start(&["--cgi-timeout", "60s"]);
-    let body = pattern(8 << 20);
+    let body = noise(8 << 20, 1);
     let (status, out) = call(&server, "POST", &script, &body, &[]).http();
     assert_eq!(status, 200);
     assert_eq!(
@@ -871,7 +859,7 @@ print "\nread=$n\n";
     )
     .unwrap();
     let server = Server::start("auto", &["--config", config.to_str().unwrap()]);
-    let body = pattern(8 << 20);
+    let body = noise(8 << 20, 1);
     let (status, out) = call(&server, "POST", &script, &body, &[]).http();
     assert_eq!(status, 200);
     assert!(out.ends_with(format!("\nread={}\n", 8 << 20).as_bytes()));

@@ -113,18 +113,6 @@ fn git(dir: &Path, home: &Path, args: &[&str]) {
     );
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn git_push_and_clone_through_nginx_and_git_http_backend() {
     if !have("nginx") || !have("git") {
@@ -175,7 +163,7 @@ fn git_push_and_clone_through_nginx_and_git_http_backend() {
     );
     let url = format!("http://127.0.0.1:{}/git/project.git", front.http);
 
-    let big = pattern(24 << 20);
+    let big = noise(24 << 20, 1);
     std::fs::write(work.join("big.bin"), &big).unwrap();
     std::fs::write(work.join("README"), "hello\n").unwrap();
     git(&work, &home, &["init", "-q"]);
@@ -259,7 +247,7 @@ fn a_cgi_bin_behind_nginx() {
     );
     assert_eq!(curl(front.http, "/cgi-bin/missing.pl", &[]).0, 404);
     // A 32 MiB echo through nginx: the body is in before the head goes out.
-    let data = pattern(32 << 20);
+    let data = noise(32 << 20, 1);
     let file = www.join("body.bin");
     std::fs::write(&file, &data).unwrap();
     let (status, echoed) = curl(

@@ -14,19 +14,6 @@ const ZEROCOPY_SENDS: &str = r#"ringgate_sends_total{mode="zerocopy"}"#;
 const COPIED: &str = "ringgate_zerocopy_copied_total";
 const MIB8: usize = 8 << 20;
 
-/// 8 MiB that repeat nowhere within a response (a xorshift stream).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// POST `body` to `/echo` on `c` as request `id` and check the echo byte for byte. The body
 /// is written from another thread, so neither side stalls on a full socket buffer.
 fn echo(c: &mut FcgiConn<TcpStream>, writer: &TcpStream, id: u16, body: &[u8]) {

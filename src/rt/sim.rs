@@ -229,29 +229,17 @@ mod tests {
     use crate::proto::fastcgi::record::{encode_record, encode_stream, encode_stream_end};
     use crate::proto::fastcgi::{encode_pair, BeginRequest, RecordType, Role, FLAG_KEEP_CONN};
 
+    /// A GET of `uri`, all in one write.
     fn request(id: u16, uri: &str) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        BeginRequest {
-            role: Role::RESPONDER,
-            flags: FLAG_KEEP_CONN,
-        }
-        .encode(&mut out, id);
-        let mut p = BytesMut::new();
-        for (n, v) in [
-            ("REQUEST_METHOD", "GET"),
-            ("REQUEST_URI", uri),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ] {
-            encode_pair(&mut p, n.as_bytes(), v.as_bytes());
-        }
-        encode_stream(&mut out, RecordType::PARAMS, id, &p);
-        encode_stream_end(&mut out, RecordType::PARAMS, id);
-        encode_stream_end(&mut out, RecordType::STDIN, id);
-        out.to_vec()
+        encode_request(id, "GET", uri, b"")
     }
 
     /// A POST of `body` to `uri`, all in one write.
     fn post(id: u16, uri: &str, body: &[u8]) -> Vec<u8> {
+        encode_request(id, "POST", uri, body)
+    }
+
+    fn encode_request(id: u16, method: &str, uri: &str, body: &[u8]) -> Vec<u8> {
         let mut out = BytesMut::new();
         BeginRequest {
             role: Role::RESPONDER,
@@ -261,10 +249,10 @@ mod tests {
         let mut p = BytesMut::new();
         let length = body.len().to_string();
         for (n, v) in [
-            ("REQUEST_METHOD", "POST"),
+            ("REQUEST_METHOD", method),
             ("REQUEST_URI", uri),
             ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("CONTENT_LENGTH", length.as_str()),
+            ("CONTENT_LENGTH", &length),
         ] {
             encode_pair(&mut p, n.as_bytes(), v.as_bytes());
         }
@@ -366,16 +354,11 @@ mod tests {
             Step::Sleep(Duration::from_millis(150)),
             Step::Read(request(2, "/hello")),
         ];
-        let out = run(Protocol::FastCgi, script);
-        let mut rest = BytesMut::from(&out.sent[..]);
-        let mut decoder = RecordDecoder::new();
-        let mut ends = Vec::new();
-        while let Some(r) = decoder.decode(&mut rest).unwrap() {
-            if r.record_type == RecordType::END_REQUEST {
-                ends.push((r.request_id, r.content[4]));
-            }
-        }
+        let ends: Vec<_> = responses(&run(Protocol::FastCgi, script).sent)
+            .into_iter()
+            .map(|(id, (_, end))| (id, end))
+            .collect();
         // Request 1 completed (0), request 2 refused with OVERLOADED (2).
-        assert_eq!(ends, vec![(1, 0), (2, 2)]);
+        assert_eq!(ends, vec![(1, Some(0)), (2, Some(2))]);
     }
 }

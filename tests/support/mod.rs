@@ -47,6 +47,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `len` bytes of a xorshift stream from `seed`: a body that repeats nowhere within itself,
+/// so a byte out of place, lost or doubled shows in a comparison.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// A fresh temporary directory for Unix sockets.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ringgate-test-{}-{}", name, std::process::id()));
