@@ -770,6 +770,31 @@ fn an_unread_body_stops_reading_at_the_bound_and_resumes() {
 }
 
 #[test]
+fn the_request_that_reaches_the_bound_stalls_reading_and_its_end_resumes_it() {
+    let mut sim = Sim::new(Limits {
+        max_body_buffer_bytes: 10_000,
+        ..Limits::default()
+    });
+    // One byte under the bound: reading goes on.
+    sim.feed(&request(1, Role::RESPONDER, FLAG_KEEP_CONN, "/echo", &[1; 9_999])[..]);
+    assert!(sim.engine.wants_read());
+    // A second request's body at the bound stops it, whatever the first one holds.
+    sim.feed(&request(2, Role::RESPONDER, FLAG_KEEP_CONN, "/echo", &[2; 10_000])[..]);
+    assert!(!sim.engine.wants_read());
+    let keys: Vec<_> = sim.requests().iter().map(|r| r.key).collect();
+    // Ending the request that holds the bound (not reading its body) resumes reading.
+    sim.now += Duration::from_millis(200);
+    sim.engine
+        .abort(keys[1], AbortCause::HandlerError, sim.now)
+        .unwrap();
+    sim.collect();
+    assert!(sim.engine.wants_read());
+    assert!(sim.stats().contains(&Stat::InputStall {
+        duration: Duration::from_millis(200)
+    }));
+}
+
+#[test]
 fn interim_responses_are_dropped() {
     let mut sim = Sim::new(Limits::default());
     sim.feed(&request(1, Role::RESPONDER, FLAG_KEEP_CONN, "/x", b""));
