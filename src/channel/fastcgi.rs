@@ -227,19 +227,22 @@ impl FastCgiEngine {
     }
 
     /// Takes the record at the front of `input` (whole: [`RecordDecoder::peek`] said so) off
-    /// it and handles it. Only the content of a request's STDIN or DATA record is kept (it
-    /// waits for the application): that one is split off as a shared [`Bytes`]; every other
-    /// record is read in place.
+    /// it and handles it. The content of a request's PARAMS, STDIN or DATA record is kept (as
+    /// the variables' block, or as input waiting for the application): it is split off as a
+    /// shared [`Bytes`]. Every other record is read in place.
     fn handle_record(&mut self, input: &mut BytesMut, header: RecordHeader, now: Instant) {
         let (id, record_type) = (header.request_id, header.record_type);
-        let stream = match record_type {
-            RecordType::STDIN => Some(InputStream::Body),
-            RecordType::DATA => Some(InputStream::FilterData),
-            _ => None,
-        };
-        if let (Some(stream), false) = (stream, id == 0) {
+        let kept = matches!(
+            record_type,
+            RecordType::PARAMS | RecordType::STDIN | RecordType::DATA
+        );
+        if kept && id != 0 {
             let content = self.decoder.take(input, &header);
-            return self.handle_stream(id, content, stream, now);
+            return match record_type {
+                RecordType::PARAMS => self.handle_params(id, content, now),
+                RecordType::STDIN => self.handle_stream(id, content, InputStream::Body, now),
+                _ => self.handle_stream(id, content, InputStream::FilterData, now),
+            };
         }
         let content = &input[HEADER_LEN..][..usize::from(header.content_length)];
         if id == 0 {
@@ -253,7 +256,6 @@ impl FastCgiEngine {
                         self.abort_slot(slot, AbortCause::PeerAbort, StatusCode::OK, now);
                     }
                 }
-                RecordType::PARAMS => self.handle_params(id, content, now),
                 _ => self.protocol_error(ProtocolErrorKind::UnexpectedRecordType),
             }
         }
@@ -352,7 +354,7 @@ impl FastCgiEngine {
         });
     }
 
-    fn handle_params(&mut self, id: u16, content: &[u8], now: Instant) {
+    fn handle_params(&mut self, id: u16, content: Bytes, now: Instant) {
         let Some(slot) = self.slot_of(id) else {
             return; // Records for an id not in flight are ignored (spec).
         };
@@ -362,7 +364,7 @@ impl FastCgiEngine {
             return self.protocol_error(ProtocolErrorKind::ParamsAfterEnd);
         };
         if !content.is_empty() {
-            if let Err(e) = decoder.push(content) {
+            if let Err(e) = decoder.push_shared(content) {
                 return self.params_failed(slot, e, now);
             }
             return;

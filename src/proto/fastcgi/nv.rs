@@ -101,15 +101,28 @@ enum Stage {
     Body,
 }
 
+/// Where a [`ParamsDecoder`] keeps the stream.
+#[derive(Debug)]
+enum Stream {
+    /// Nothing yet.
+    Empty,
+    /// One chunk, as it was pushed.
+    Shared(Bytes),
+    /// Several chunks, copied together; the capacity never exceeds the byte budget.
+    Owned(Vec<u8>),
+}
+
 /// Incremental decoder of a PARAMS stream into [`CgiVars`].
 ///
-/// Call [`ParamsDecoder::push`] with the content of each PARAMS record, then
-/// [`ParamsDecoder::finish`] on the empty PARAMS record. Every byte is examined once: a small
-/// state machine remembers a length field split across records and skips over names and
-/// values. The stream is kept as it arrived, length fields included, in one buffer (copied
-/// once, grown only for a stream of several records): the variables are spans of it, so a
-/// request costs one buffer and one index, not an allocation per pair. After an error the
-/// decoder stays failed, returns the same error and holds no buffer.
+/// Call [`ParamsDecoder::push_shared`] (or [`ParamsDecoder::push`]) with the content of each
+/// PARAMS record, then [`ParamsDecoder::finish`] on the empty PARAMS record. Every byte is
+/// examined once: a small state machine remembers a length field split across records and
+/// skips over names and values. The stream is kept as it arrived, length fields included, in
+/// one block: the variables are spans of it, so a request costs one block and one index, not
+/// an allocation per pair. A stream that arrives in one record (what front ends send) is kept
+/// as that record's shared content, without a copy; a stream of several records is copied
+/// into one buffer. After an error the decoder stays failed, returns the same error and holds
+/// no buffer.
 #[derive(Debug)]
 pub struct ParamsDecoder {
     max_bytes: usize,
@@ -128,8 +141,8 @@ pub struct ParamsDecoder {
     pair_start: usize,
     /// Bytes of the current pair's name and value not seen yet.
     body_left: usize,
-    /// The stream so far; its capacity never exceeds `max_bytes`.
-    buf: Vec<u8>,
+    /// The stream so far.
+    stream: Stream,
     spans: Vec<Span>,
     failed: Option<ParamsError>,
 }
@@ -148,42 +161,69 @@ impl ParamsDecoder {
             value_len: 0,
             pair_start: 0,
             body_left: 0,
-            buf: Vec::new(),
+            stream: Stream::Empty,
             spans: Vec::new(),
             failed: None,
         }
     }
 
-    /// Feeds the content of one PARAMS record; complete pairs are decoded at once.
+    /// Feeds the content of one PARAMS record; complete pairs are decoded at once. The first
+    /// record's content is kept as it is, without a copy (it shares, and keeps alive, the
+    /// allocation it lies in).
+    pub fn push_shared(&mut self, chunk: Bytes) -> Result<(), ParamsError> {
+        self.check(&chunk)?;
+        match self.stream {
+            Stream::Empty => self.stream = Stream::Shared(chunk),
+            _ => self.keep(&chunk),
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::push_shared`], for content that is not a [`Bytes`]: it is copied.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ParamsError> {
+        self.check(chunk)?;
+        self.keep(chunk);
+        Ok(())
+    }
+
+    /// Scans a chunk; on an error the decoder fails for good and drops what it holds.
+    fn check(&mut self, chunk: &[u8]) -> Result<(), ParamsError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
         if let Err(e) = self.scan(chunk) {
             self.failed = Some(e);
             // Nothing of a refused stream is needed any more.
-            self.buf = Vec::new();
+            self.stream = Stream::Empty;
             self.spans = Vec::new();
             return Err(e);
         }
-        self.keep(chunk);
         Ok(())
     }
 
-    /// Appends a chunk that passed [`Self::scan`] to the buffer. The first chunk gets an
-    /// exact allocation (the whole stream, usually); later ones grow it by doubling, capped at
-    /// the budget, which `scan` guarantees the stream fits in.
+    /// Appends a chunk that passed [`Self::scan`] to the owned buffer (a shared first chunk
+    /// is copied into it first). The first copy gets an exact allocation; later ones grow it
+    /// by doubling, capped at the budget, which `scan` guarantees the stream fits in.
     fn keep(&mut self, chunk: &[u8]) {
-        let needed = self.buf.len() + chunk.len();
-        if needed > self.buf.capacity() {
-            let cap = if self.buf.is_empty() {
+        if chunk.is_empty() {
+            return;
+        }
+        let mut buf = match std::mem::replace(&mut self.stream, Stream::Empty) {
+            Stream::Empty => Vec::new(),
+            Stream::Shared(first) => first.to_vec(),
+            Stream::Owned(buf) => buf,
+        };
+        let needed = buf.len() + chunk.len();
+        if needed > buf.capacity() {
+            let cap = if buf.is_empty() {
                 needed
             } else {
-                needed.max(self.buf.capacity().saturating_mul(2).min(self.max_bytes))
+                needed.max(buf.capacity().saturating_mul(2).min(self.max_bytes))
             };
-            self.buf.reserve_exact(cap - self.buf.len());
+            buf.reserve_exact(cap - buf.len());
         }
-        self.buf.extend_from_slice(chunk);
+        buf.extend_from_slice(chunk);
+        self.stream = Stream::Owned(buf);
     }
 
     fn too_large(&self) -> ParamsError {
@@ -330,7 +370,12 @@ impl ParamsDecoder {
         if self.stage != Stage::NameLen || self.len_have != 0 {
             return Err(ParamsError::Truncated);
         }
-        Ok(CgiVars::from_block(Bytes::from(self.buf), self.spans))
+        let block = match self.stream {
+            Stream::Empty => Bytes::new(),
+            Stream::Shared(block) => block,
+            Stream::Owned(buf) => Bytes::from(buf),
+        };
+        Ok(CgiVars::from_block(block, self.spans))
     }
 
     /// Decodes one complete body (GET_VALUES, GET_VALUES_RESULT) under the same limits.

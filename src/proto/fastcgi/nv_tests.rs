@@ -70,6 +70,32 @@ fn one_byte_at_a_time() {
 }
 
 #[test]
+fn a_stream_in_one_shared_chunk_is_kept_without_a_copy() {
+    let wire = Bytes::from(pairs(&[(b"REQUEST_METHOD", b"GET"), (b"A", b"1")]));
+    let mut d = ParamsDecoder::new(wire.len(), 2);
+    d.push_shared(wire.clone()).unwrap();
+    d.push_shared(Bytes::new()).unwrap();
+    let vars = d.finish().unwrap();
+    let method = vars.get("REQUEST_METHOD").unwrap();
+    assert_eq!(method, b"GET");
+    assert!(wire.as_ptr_range().contains(&method.as_ptr()));
+}
+
+#[test]
+fn a_second_chunk_copies_the_shared_first_one() {
+    let wire = Bytes::from(pairs(&[(b"NAME", &[b'v'; 300]), (b"B", b"2")]));
+    let (first, second) = (wire.slice(..7), wire.slice(7..));
+    let mut d = ParamsDecoder::new(wire.len(), 2);
+    d.push_shared(first).unwrap();
+    d.push_shared(second).unwrap();
+    let vars = d.finish().unwrap();
+    let value = vars.get("NAME").unwrap();
+    assert_eq!(value, &[b'v'; 300][..]);
+    assert!(!wire.as_ptr_range().contains(&value.as_ptr()));
+    assert_eq!(vars.get("B"), Some(&b"2"[..]));
+}
+
+#[test]
 fn non_canonical_long_form_of_a_short_length_is_accepted() {
     let wire = [0x80, 0, 0, 1, 0x80, 0, 0, 2, b'A', b'h', b'i'];
     let vars = ParamsDecoder::decode_all(&wire, 100, 10).unwrap();
@@ -115,14 +141,14 @@ fn huge_declared_length_is_refused_before_buffering() {
         d.push(&[0xff]),
         Err(ParamsError::TooLarge { limit: BUDGET })
     );
-    assert_eq!(d.buf.capacity(), 0);
+    assert!(matches!(d.stream, Stream::Empty));
     // Value length alone too large.
     let mut d = ParamsDecoder::new(100, 10);
     assert_eq!(
         d.push(&[1, 0x80, 0, 0, 100]),
         Err(ParamsError::TooLarge { limit: 100 })
     );
-    assert_eq!(d.buf.capacity(), 0);
+    assert!(matches!(d.stream, Stream::Empty));
 }
 
 #[test]
@@ -202,6 +228,7 @@ mod props {
         fn pairs_round_trip_with_any_chunking(
             list in prop::collection::vec((arb_bytes(), arb_bytes()), 0..20),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..16),
+            shared in prop::collection::vec(any::<bool>(), 17),
         ) {
             let mut wire = BytesMut::new();
             for (n, v) in &list {
@@ -214,9 +241,14 @@ mod props {
             cuts.push(wire.len());
             // Exactly at both limits: must pass.
             let mut d = ParamsDecoder::new(wire.len(), list.len());
+            let wire = wire.freeze();
             let mut start = 0;
-            for end in cuts {
-                d.push(&wire[start..end]).unwrap();
+            for (end, shared) in cuts.into_iter().zip(shared) {
+                if shared {
+                    d.push_shared(wire.slice(start..end)).unwrap();
+                } else {
+                    d.push(&wire[start..end]).unwrap();
+                }
                 start = end;
             }
             let got = d.finish().unwrap();
