@@ -17,7 +17,7 @@ use ringgate::channel::{Channel, Event, FastCgiEngine, Limits, Timeouts};
 // The binary's global allocator (src/main.rs): nine allocations per request are part of
 // what is measured, and a worker makes them with this one.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ringgate::alloc::MiMalloc = ringgate::alloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
     let (request, _) = nginx_request();

@@ -47,8 +47,10 @@
 //! - [`server`]: the thread-per-core server that drives them (its runtime is internal).
 //! - [`cgi`]: the same handler run as a CGI/1.1 program.
 //! - [`metrics`]: every metric name and the `/metrics` endpoint.
+//! - [`alloc`]: the global allocator the binary installs (mimalloc).
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod alloc;
 pub mod app;
 pub mod cgi;
 pub mod channel;

@@ -14,7 +14,7 @@ use ringgate::{Cli, Server, ServerError};
 /// mimalloc for every allocation: per-request objects are small and short-lived, and it
 /// measured faster than glibc malloc on the request path (README, "Measured figures").
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ringgate::alloc::MiMalloc = ringgate::alloc::MiMalloc;
 
 fn main() -> ExitCode {
     let settings = Cli::settings_or_exit("ringgate", env!("CARGO_PKG_VERSION"));
