@@ -19,14 +19,18 @@ use support::*;
 
 /// A root of scripts in a fresh temporary directory (0755, so not writable by others).
 struct Root {
+    /// `_tmp`'s path.
     dir: PathBuf,
+    /// Removes the root when the test ends.
+    _tmp: tempfile::TempDir,
 }
 
 impl Root {
     fn new(name: &str) -> Self {
-        let dir = temp_dir(&format!("cgi-{name}"));
+        let tmp = temp_dir(&format!("cgi-{name}"));
+        let dir = tmp.path().to_path_buf();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Root { dir }
+        Root { dir, _tmp: tmp }
     }
 
     /// Writes an executable script.
@@ -56,12 +60,6 @@ impl Root {
         }
         args.extend_from_slice(extra);
         Server::start(io, &args)
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -700,7 +698,7 @@ fn refused_scripts_never_run() {
         marker.display()
     );
     let outside_dir = temp_dir("cgi-outside");
-    let outside = outside_dir.join("evil.sh");
+    let outside = outside_dir.path().join("evil.sh");
     std::fs::write(&outside, &body).unwrap();
     std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(&outside, root.dir.join("link.sh")).unwrap();
@@ -721,7 +719,7 @@ fn refused_scripts_never_run() {
         (
             format!(
                 "{r}/../{}/evil.sh",
-                outside_dir.file_name().unwrap().to_str().unwrap()
+                outside_dir.path().file_name().unwrap().to_str().unwrap()
             ),
             403,
         ),
@@ -743,7 +741,6 @@ fn refused_scripts_never_run() {
         get(&server, &root.dir.join("sub/ok.sh")),
         (200, b"ok".to_vec())
     );
-    let _ = std::fs::remove_dir_all(outside_dir);
 }
 
 #[test]

@@ -186,19 +186,20 @@ fn git_push_and_clone_through_nginx_and_git_http_backend() {
 }
 
 /// A document root `www` (0755) with a `cgi-bin` holding each (name, text) as an executable
-/// script; returns (www, cgi-bin).
-fn cgi_bin_site(name: &str, scripts: &[(&str, &str)]) -> (PathBuf, PathBuf) {
-    let www = temp_dir(name);
+/// script; returns (www, cgi-bin), www removed when its guard drops.
+fn cgi_bin_site(name: &str, scripts: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = temp_dir(name);
+    let www = tmp.path();
     let bin = www.join("cgi-bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for d in [&www, &bin] {
+    for d in [www, bin.as_path()] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     for (script, text) in scripts {
         std::fs::write(bin.join(script), text).unwrap();
         std::fs::set_permissions(bin.join(script), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    (www, bin)
+    (tmp, bin)
 }
 
 /// nginx with `deploy/nginx/ringgate-cgi-bin.conf` as shipped, in front of `server`'s FastCGI
@@ -238,7 +239,7 @@ fn a_cgi_bin_behind_nginx() {
         ],
     );
     let server = Server::start("auto", &["--cgi", bin.to_str().unwrap()]);
-    let front = nginx_cgi_bin(&server, &www);
+    let front = nginx_cgi_bin(&server, www.path());
     let (status, body) = curl(front.http, "/cgi-bin/hello.pl/extra/path?x=1", &[]);
     assert_eq!(status, 200);
     assert_eq!(
@@ -248,7 +249,7 @@ fn a_cgi_bin_behind_nginx() {
     assert_eq!(curl(front.http, "/cgi-bin/missing.pl", &[]).0, 404);
     // A 32 MiB echo through nginx: the body is in before the head goes out.
     let data = noise(32 << 20, 1);
-    let file = www.join("body.bin");
+    let file = www.path().join("body.bin");
     std::fs::write(&file, &data).unwrap();
     let (status, echoed) = curl(
         front.http,
@@ -271,7 +272,6 @@ fn a_cgi_bin_behind_nginx() {
         200
     );
     drop(front);
-    let _ = std::fs::remove_dir_all(www);
 }
 
 #[test]
@@ -305,8 +305,8 @@ fn a_client_that_leaves_ends_its_script_and_stderr_reaches_the_nginx_log() {
             "fastcgi",
         ],
     );
-    let front = nginx_cgi_bin(&server, &www);
-    let pid_file = www.join("silent.pid");
+    let front = nginx_cgi_bin(&server, www.path());
+    let pid_file = www.path().join("silent.pid");
     // The client gives up after a second; nginx closes its FastCGI connection, and the
     // script, which never wrote a thing, must end with it.
     let gave_up = Command::new("curl")
@@ -343,5 +343,4 @@ fn a_client_that_leaves_ends_its_script_and_stderr_reaches_the_nginx_log() {
         "nginx's error log: {log}"
     );
     drop(front);
-    let _ = std::fs::remove_dir_all(www);
 }

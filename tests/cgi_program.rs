@@ -81,8 +81,11 @@ fn behind_lighttpd_mod_cgi() {
         eprintln!("skipping: lighttpd is not installed");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("ringgate-cgi-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("ringgate-cgi-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("www")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -125,7 +128,7 @@ fn behind_lighttpd_mod_cgi() {
     hello.read_to_string(&mut hello_response).unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
     assert!(response.ends_with("\r\n\r\nCGI/1.1"), "{response}");
     assert!(

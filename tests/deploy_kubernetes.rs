@@ -100,9 +100,11 @@ fn selects(selector: &Value, labels: &Value) -> bool {
 
 /// `ringgate --check-config --config FILE` on `toml`: the effective settings it prints.
 fn check_config(toml: &str, what: &str) -> Settings {
-    let dir = std::env::temp_dir().join(format!("ringgate-k8s-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ringgate.toml");
+    let dir = tempfile::Builder::new()
+        .prefix("ringgate-k8s-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("ringgate.toml");
     std::fs::write(&file, toml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ringgate"))
         .arg("--check-config")
@@ -110,7 +112,7 @@ fn check_config(toml: &str, what: &str) -> Settings {
         .arg(&file)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -19,7 +19,7 @@ const QUICK_EXIT: Duration = Duration::from_secs(3);
 
 fn serve_both_kinds(io: &str) {
     let dir = temp_dir(&format!("both-{io}"));
-    let sock = dir.join("scgi.sock");
+    let sock = dir.path().join("scgi.sock");
     let mut cmd = bin();
     cmd.args([
         "--io",
@@ -106,7 +106,7 @@ fn port_in_use_is_a_clear_startup_error() {
 #[test]
 fn stale_unix_socket_is_replaced() {
     let dir = temp_dir("stale");
-    let sock = dir.join("f.sock");
+    let sock = dir.path().join("f.sock");
     drop(UnixListener::bind(&sock).unwrap()); // left behind, nobody listening
     let mut cmd = bin();
     cmd.args(["--workers", "1", "--no-metrics", "--socket-mode", "0600"])
@@ -125,7 +125,7 @@ fn stale_unix_socket_is_replaced() {
 #[test]
 fn live_unix_socket_and_plain_file_are_refused() {
     let dir = temp_dir("live");
-    let sock = dir.join("f.sock");
+    let sock = dir.path().join("f.sock");
     let _live = UnixListener::bind(&sock).unwrap();
     let mut cmd = bin();
     cmd.args(["--workers", "1", "--no-metrics"])
@@ -139,7 +139,7 @@ fn live_unix_socket_and_plain_file_are_refused() {
     );
     assert!(sock.exists(), "the live socket's file is untouched");
 
-    let file = dir.join("notasocket");
+    let file = dir.path().join("notasocket");
     std::fs::write(&file, b"keep me").unwrap();
     let mut cmd = bin();
     cmd.args(["--workers", "1", "--no-metrics"])
@@ -200,7 +200,7 @@ fn socket_activated(fds: Vec<i32>, names: &str, args: &[&str]) -> std::process::
 fn systemd_sockets_are_used_and_left_open() {
     for io in ["uring", "epoll"] {
         let dir = temp_dir(&format!("sd-{io}"));
-        let path = dir.join("scgi.sock");
+        let path = dir.path().join("scgi.sock");
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let tcp_addr = tcp.local_addr().unwrap();
         let unix = UnixListener::bind(&path).unwrap();
@@ -343,7 +343,7 @@ fn buffer_registration_over_memlock_limit_is_not_fatal() {
 #[test]
 fn service_manager_hears_ready_and_stopping() {
     let dir = temp_dir("notify");
-    let path = dir.join("notify.sock");
+    let path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -364,13 +364,12 @@ fn service_manager_hears_ready_and_stopping() {
     assert_eq!(&buf[..n], b"STOPPING=1\nSTATUS=draining\n");
     let (status, _, log) = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", log.join("\n"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn check_config_prints_the_effective_settings() {
     let dir = temp_dir("check-config");
-    let file = dir.join("ringgate.toml");
+    let file = dir.path().join("ringgate.toml");
     std::fs::write(&file, "workers = 3\n[limits]\nmax_headers = 7\n").unwrap();
     let out = bin()
         .args(["--check-config", "--config"])
@@ -398,5 +397,4 @@ fn check_config_prints_the_effective_settings() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("max_headers"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

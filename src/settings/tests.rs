@@ -327,9 +327,11 @@ fn a_program_can_have_its_own_defaults_under_file_and_options() {
         },
         ..Settings::default()
     };
-    let dir = std::env::temp_dir().join(format!("ringgate-settings-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("app.toml");
+    let dir = tempfile::Builder::new()
+        .prefix("ringgate-settings-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("app.toml");
     std::fs::write(&file, "[limits]\nmax_in_flight = 5\n").unwrap();
     let mut c = cli(&["--workers", "3"]);
     c.config = Some(file.clone());
@@ -353,7 +355,6 @@ fn a_program_can_have_its_own_defaults_under_file_and_options() {
         .render_long_help()
         .to_string();
     assert!(help.contains("[default: off]"), "{help}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

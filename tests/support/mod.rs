@@ -61,12 +61,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A fresh temporary directory for Unix sockets.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringgate-test-{}-{}", name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh temporary directory for Unix sockets (a short path under /tmp), removed when the
+/// guard drops.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ringgate-test-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Raises this process's open-file limit to its hard limit (for many-connection tests).
@@ -90,8 +91,11 @@ pub struct Server {
     pub fastcgi: u16,
     pub scgi: u16,
     pub metrics: u16,
+    /// The server's scratch directory (its Unix sockets, logs): `_tmp`'s path.
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// Removes `dir` when the server is dropped, after the process is killed.
+    _tmp: tempfile::TempDir,
 }
 
 impl Server {
@@ -142,7 +146,8 @@ impl Server {
     ) -> Server {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = temp_dir(&format!("{io}-{n}"));
+        let tmp = temp_dir(&format!("{io}-{n}"));
+        let dir = tmp.path().to_path_buf();
         let (fastcgi, scgi, metrics) = (free_port(), free_port(), free_port());
         let log = dir.join("server.log");
         let mut cmd = Command::new(program);
@@ -192,6 +197,7 @@ impl Server {
             metrics,
             dir,
             log,
+            _tmp: tmp,
         }
     }
 
@@ -325,7 +331,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

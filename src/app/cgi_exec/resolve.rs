@@ -352,9 +352,13 @@ mod tests {
         v
     }
 
-    fn setup(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rg-resolve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    /// A scratch tree (removed when the guard drops): `root/sub/run.cgi` and `outside.cgi`.
+    fn setup(name: &str) -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("rg-resolve-{name}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("root/sub")).unwrap();
         for d in [&dir, &dir.join("root"), &dir.join("root/sub")] {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -368,7 +372,7 @@ mod tests {
             std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        dir
+        tmp
     }
 
     fn run(dir: &Path, path: &str) -> Result<Script, Refusal> {
@@ -383,7 +387,8 @@ mod tests {
 
     #[test]
     fn finds_the_script_and_splits_path_info() {
-        let dir = setup("split");
+        let tmp = setup("split");
+        let dir = tmp.path().to_path_buf();
         let p = dir.join("root/sub/run.cgi");
         let s = run(&dir, &format!("{}/a/b", p.display())).unwrap();
         assert_eq!(s.filename, p);
@@ -400,7 +405,8 @@ mod tests {
 
     #[test]
     fn refuses_what_must_not_run() {
-        let dir = setup("refuse");
+        let tmp = setup("refuse");
+        let dir = tmp.path().to_path_buf();
         let root = dir.join("root");
         let r = |p: String| run(&dir, &p).unwrap_err();
         assert!(matches!(

@@ -334,9 +334,11 @@ mod tests {
 
     #[test]
     fn split_gives_every_worker_every_listener() {
-        let dir = std::env::temp_dir().join(format!("ringgate-split-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.sock");
+        let dir = tempfile::Builder::new()
+            .prefix("ringgate-split-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("s.sock");
         let specs = [
             ListenerSpec::new(ListenerProtocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
             ListenerSpec::new(ListenerProtocol::Scgi, ListenAddr::Unix(path.clone())),

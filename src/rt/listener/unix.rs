@@ -251,17 +251,19 @@ fn lookup(name: &str, kind: Lookup) -> io::Result<u32> {
 mod tests {
     use super::*;
 
-    fn tmp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ringgate-unix-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        let _ = fs::remove_file(&p);
-        p
+    /// A fresh directory (removed when the guard drops) and the path `name` in it.
+    fn tmp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix("ringgate-unix-")
+            .tempdir()
+            .unwrap();
+        let p = dir.path().join(name);
+        (dir, p)
     }
 
     #[test]
     fn stale_socket_is_replaced_live_one_refused() {
-        let p = tmp_path("stale.sock");
+        let (_dir, p) = tmp_path("stale.sock");
         // A stale socket: bound, then closed without unlinking.
         drop(UnixListener::bind(&p).unwrap());
         assert!(fs::symlink_metadata(&p).unwrap().file_type().is_socket());
@@ -278,7 +280,7 @@ mod tests {
 
     #[test]
     fn regular_file_is_never_replaced() {
-        let p = tmp_path("file.sock");
+        let (_dir, p) = tmp_path("file.sock");
         fs::write(&p, b"precious").unwrap();
         assert!(matches!(
             bind_path(&p, &UnixSocketOptions::default(), 16),
@@ -289,7 +291,7 @@ mod tests {
 
     #[test]
     fn mode_is_applied_before_listen() {
-        let p = tmp_path("mode.sock");
+        let (_dir, p) = tmp_path("mode.sock");
         let opts = UnixSocketOptions {
             mode: Some(0o600),
             ..Default::default()
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn guard_leaves_a_newer_socket_alone() {
-        let p = tmp_path("newer.sock");
+        let (_dir, p) = tmp_path("newer.sock");
         let (l, g) = bind_path(&p, &UnixSocketOptions::default(), 16).unwrap();
         drop(l);
         fs::remove_file(&p).unwrap();

@@ -81,10 +81,10 @@ pub(crate) fn deny_io_uring_setup(errno: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A fresh directory for one test's socket files.
-pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory for one test's socket files, removed when the guard drops.
+pub(crate) fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ringgate-{name}-"))
+        .tempdir()
+        .unwrap()
 }

@@ -32,6 +32,8 @@ struct Running {
     tcp: String,
     unix: std::path::PathBuf,
     _files: Vec<crate::rt::listener::UnixPathGuard>,
+    /// Last: removed after the socket files in it.
+    _dir: tempfile::TempDir,
 }
 
 fn run<H, F>(name: &str, io: IoMode, opts: ServeOptions, handler: H) -> Running
@@ -40,7 +42,7 @@ where
     F: std::future::Future<Output = ()> + 'static,
 {
     let dir = super::support::temp_dir(name);
-    let unix = dir.join("s.sock");
+    let unix = dir.path().join("s.sock");
     let specs = [
         ListenerSpec::new(ListenerProtocol::FastCgi, "127.0.0.1:0".parse().unwrap()),
         ListenerSpec::new(ListenerProtocol::Scgi, ListenAddr::Unix(unix.clone())),
@@ -70,6 +72,7 @@ where
         tcp,
         unix,
         _files: files,
+        _dir: dir,
     }
 }
 
