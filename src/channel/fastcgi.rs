@@ -24,8 +24,8 @@ use crate::proto::fastcgi::record::{
     encode_unknown_type, RecordHeader, HEADER_LEN,
 };
 use crate::proto::fastcgi::{
-    encode_pair, BeginRequest, ParamsDecoder, ParamsError, ProtocolStatus, RecordDecoder,
-    RecordType, Role,
+    encode_pair, reserve_exact, BeginRequest, ParamsDecoder, ParamsError, ProtocolStatus,
+    RecordDecoder, RecordType, Role,
 };
 
 const PROTOCOL: Protocol = Protocol::FastCgi;
@@ -539,6 +539,11 @@ impl Channel for FastCgiEngine {
     fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
         if self.closed.is_some() {
             return Ok(());
+        }
+        // An empty buffer gets an allocation of exactly `data`'s size from `extend_from_slice`;
+        // one that holds part of a record grows exactly too, not to twice its size.
+        if !self.input.is_empty() {
+            reserve_exact(&mut self.input, data.len());
         }
         self.input.extend_from_slice(data);
         self.process_input(now)

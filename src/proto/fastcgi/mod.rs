@@ -11,8 +11,8 @@ pub mod request;
 pub use nv::{encode_pair, ParamsDecoder, ParamsError};
 pub use record::{
     encode_end_request, encode_record, encode_stream, encode_stream_end, encode_stream_with,
-    encode_unknown_type, padding_for, BeginRequest, EndRequest, ProtocolStatus, Record,
-    RecordDecoder, RecordError, RecordHeader, RecordType, Role, FLAG_KEEP_CONN, HEADER_LEN,
+    encode_unknown_type, padding_for, reserve_exact, BeginRequest, EndRequest, ProtocolStatus,
+    Record, RecordDecoder, RecordError, RecordHeader, RecordType, Role, FLAG_KEEP_CONN, HEADER_LEN,
     MAX_CONTENT_LEN, VERSION_1,
 };
 pub use request::encode_request;

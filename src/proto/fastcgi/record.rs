@@ -195,7 +195,10 @@ impl RecordDecoder {
         }
         let content_len = usize::from(header.content_length);
         if buf.len() < HEADER_LEN + content_len {
-            buf.reserve(HEADER_LEN + content_len - buf.len());
+            // Room for the rest of the record, padding included, in one allocation of its
+            // size: the content split off it later (PARAMS, STDIN) holds no more than that.
+            let whole = HEADER_LEN + content_len + usize::from(header.padding_length);
+            reserve_exact(buf, whole - buf.len());
             return Ok(None);
         }
         Ok(Some(header))
@@ -228,6 +231,20 @@ impl RecordDecoder {
         buf.advance(n);
         self.skip = pad - n;
     }
+}
+
+/// Makes room for `additional` more bytes in `buf`; when it must grow, into a new allocation
+/// of exactly the size needed, where `BytesMut::reserve` at least doubles it. An input buffer
+/// grows only for a record that straddles reads (and [`RecordDecoder::peek`] makes room for
+/// the whole record at once), so a record's bytes are copied at most twice, and a record split
+/// off such a buffer keeps alive about its own size, not twice that.
+pub fn reserve_exact(buf: &mut BytesMut, additional: usize) {
+    if buf.capacity() - buf.len() >= additional {
+        return;
+    }
+    let mut grown = BytesMut::with_capacity(buf.len() + additional);
+    grown.extend_from_slice(buf);
+    *buf = grown;
 }
 
 /// Padding that brings `len` up to a multiple of 8.

@@ -275,3 +275,31 @@ proptest! {
         prop_assert_eq!(joined, data);
     }
 }
+
+#[test]
+fn a_record_that_straddles_reads_gets_room_for_exactly_itself() {
+    let mut wire = BytesMut::new();
+    encode_record(&mut wire, RecordType::PARAMS, 1, &[b'p'; 1001]);
+    let whole = wire.len();
+    assert_eq!(whole, HEADER_LEN + 1001 + 7);
+    let mut buf = BytesMut::from(&wire[..300]);
+    let mut d = RecordDecoder::default();
+    assert_eq!(d.peek(&mut buf).unwrap(), None);
+    assert_eq!(buf.capacity(), whole);
+    buf.extend_from_slice(&wire[300..]);
+    assert_eq!(buf.capacity(), whole, "the rest and the padding fit");
+    let header = d.peek(&mut buf).unwrap().unwrap();
+    assert_eq!(d.take(&mut buf, &header), &[b'p'; 1001][..]);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn reserve_exact_grows_to_the_size_needed_and_keeps_the_bytes() {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.extend_from_slice(b"kept");
+    reserve_exact(&mut buf, 60);
+    assert_eq!(buf.capacity(), 64, "room enough: unchanged");
+    reserve_exact(&mut buf, 1000);
+    assert_eq!(buf.capacity(), 1004);
+    assert_eq!(&buf[..], b"kept");
+}
