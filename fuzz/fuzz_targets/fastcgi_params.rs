@@ -1,5 +1,6 @@
 //! ParamsDecoder over arbitrary PARAMS record contents: never panics, honours both limits,
-//! and gives the same result however the stream is cut.
+//! and gives the same result however the stream is cut and whichever chunks are pushed as
+//! shared `Bytes` (kept without a copy) or as slices (copied).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -12,16 +13,22 @@ struct Input {
     max_bytes: u16,
     max_pairs: u8,
     cuts: Vec<u16>,
+    /// Bit i set: chunk i is pushed with `push_shared`.
+    shared: u64,
     data: Vec<u8>,
 }
 
-fn run(input: &Input, cuts: &[usize]) -> Result<CgiVars, ParamsError> {
-    let data = &input.data;
+fn run(input: &Input, cuts: &[usize], shared: u64) -> Result<CgiVars, ParamsError> {
+    let data = bytes::Bytes::copy_from_slice(&input.data);
     let mut d = ParamsDecoder::new(usize::from(input.max_bytes), usize::from(input.max_pairs));
     let mut start = 0;
-    for end in cuts.iter().copied().chain([data.len()]) {
+    for (i, end) in cuts.iter().copied().chain([data.len()]).enumerate() {
         let end = end.clamp(start, data.len());
-        d.push(&data[start..end])?;
+        if shared >> (i % 64) & 1 == 1 {
+            d.push_shared(data.slice(start..end))?;
+        } else {
+            d.push(&data[start..end])?;
+        }
         start = end;
     }
     d.finish()
@@ -30,8 +37,8 @@ fn run(input: &Input, cuts: &[usize]) -> Result<CgiVars, ParamsError> {
 fuzz_target!(|input: Input| {
     let mut cuts: Vec<usize> = input.cuts.iter().map(|&c| usize::from(c)).collect();
     cuts.sort_unstable();
-    let split = run(&input, &cuts);
-    let whole = run(&input, &[]);
+    let split = run(&input, &cuts, input.shared);
+    let whole = run(&input, &[], 0);
     assert_eq!(split, whole, "result depends on how the input was cut");
     if let Ok(vars) = whole {
         assert!(input.data.len() <= usize::from(input.max_bytes));
