@@ -45,7 +45,7 @@ fn decode_request(buf: &mut BytesMut) -> RequestHead {
                 let p = std::mem::replace(&mut params, ParamsDecoder::new(0, 0));
                 vars = Some(p.finish().expect("valid params"));
             }
-            RecordType::PARAMS => params.push(&r.content).expect("params within limits"),
+            RecordType::PARAMS => params.push_shared(r.content).expect("params within limits"),
             RecordType::STDIN => stdin_done = r.content.is_empty(),
             other => panic!("unexpected record {other:?}"),
         }
