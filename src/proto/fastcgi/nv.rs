@@ -253,7 +253,6 @@ impl ParamsDecoder {
         if self.stage != Stage::NameLen || self.len_have != 0 {
             return input;
         }
-        self.reserve_spans();
         // Offsets below are in `input`; `base` turns them into offsets in the stream.
         let base = self.used;
         let budget = self.max_bytes - self.used;
@@ -274,6 +273,8 @@ impl ParamsDecoder {
             if end > input.len() || end > budget {
                 break;
             }
+            // The index is allocated at the first whole pair, not for a chunk without one.
+            self.reserve_spans();
             self.spans.push(Span::new(
                 base + name_start..base + name_end,
                 base + name_end..base + end,
@@ -357,7 +358,7 @@ impl ParamsDecoder {
         Ok(false)
     }
 
-    /// Room for a typical request's variables in one allocation, before the first pair.
+    /// Room for a typical request's variables in one allocation, at the first pair.
     #[inline]
     fn reserve_spans(&mut self) {
         if self.spans.capacity() == 0 {

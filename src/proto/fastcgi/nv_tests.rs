@@ -82,6 +82,16 @@ fn a_stream_in_one_shared_chunk_is_kept_without_a_copy() {
 }
 
 #[test]
+fn a_partial_pair_allocates_no_index() {
+    let wire = pairs(&[(b"NAME", b"value")]);
+    let mut d = ParamsDecoder::new(BUDGET, 10);
+    d.push_shared(Bytes::copy_from_slice(&wire[..5])).unwrap();
+    assert_eq!(d.spans.capacity(), 0);
+    d.push(&wire[5..]).unwrap();
+    assert_eq!(d.finish().unwrap().get("NAME"), Some(&b"value"[..]));
+}
+
+#[test]
 fn a_second_chunk_copies_the_shared_first_one() {
     let wire = Bytes::from(pairs(&[(b"NAME", &[b'v'; 300]), (b"B", b"2")]));
     let (first, second) = (wire.slice(..7), wire.slice(7..));
