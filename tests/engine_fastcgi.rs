@@ -952,3 +952,25 @@ fn self_made_replies_stop_at_the_send_queue_mark() {
     assert_eq!(answered, 1000);
     assert!(sim.engine.wants_read());
 }
+
+#[test]
+fn params_read_with_a_large_body_decode_as_params_read_alone() {
+    // One read with a 60 KiB body after the params (their buffer is then copied, not kept
+    // alive by the variables), and the same request in 100-byte reads (the params shared).
+    let body = vec![b'b'; 60 * 1024];
+    let wire = request(1, Role::RESPONDER, FLAG_KEEP_CONN, "/upload?x=1", &body);
+    let mut whole = Sim::new(Limits::default());
+    whole.feed(&wire);
+    let mut pieces = Sim::new(Limits::default());
+    for chunk in wire.chunks(100) {
+        pieces.feed(chunk);
+    }
+    let (a, b) = (whole.requests(), pieces.requests());
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!(a[0].vars, b[0].vars);
+    assert_eq!(a[0].head.uri, "/upload?x=1");
+    assert_eq!(a[0].head.content_length, Some(body.len() as u64));
+    assert_eq!(a[0].vars.get("REQUEST_METHOD"), Some(&b"POST"[..]));
+    let key = a[0].key;
+    assert_eq!(whole.read_body(key), (body, BodyChunk::End));
+}
