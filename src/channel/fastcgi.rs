@@ -32,21 +32,6 @@ const PROTOCOL: Protocol = Protocol::FastCgi;
 /// The appStatus of END_REQUEST for a request that did not complete.
 const APP_STATUS_ABORTED: u32 = 1;
 
-/// A PARAMS record's content becomes the variables' block as a slice of the read that brought
-/// it while that read's buffer is at most this size, or at most [`PARAMS_SHARE_FACTOR`] times
-/// the record. A larger buffer (a read that also carried a large body: epoll reads take up to
-/// 64 KiB) is not kept alive for the request's whole life by its variables: they are copied.
-const PARAMS_SHARE_MAX_BYTES: usize = 16 * 1024;
-
-/// See [`PARAMS_SHARE_MAX_BYTES`].
-const PARAMS_SHARE_FACTOR: usize = 4;
-
-/// Whether a PARAMS record of `record` bytes in a buffer of `buffer` bytes is kept as a slice
-/// of that buffer rather than copied.
-fn params_shares_buffer(buffer: usize, record: usize) -> bool {
-    buffer <= PARAMS_SHARE_MAX_BYTES.max(record.saturating_mul(PARAMS_SHARE_FACTOR))
-}
-
 /// Where a request's head stands.
 #[derive(Debug)]
 enum Params {
@@ -244,8 +229,8 @@ impl FastCgiEngine {
     /// Takes the record at the front of `input` (whole: [`RecordDecoder::peek`] said so) off
     /// it and handles it. The content of a request's PARAMS, STDIN or DATA record is kept (as
     /// the variables' block, or as input waiting for the application): it is split off as a
-    /// shared [`Bytes`], unless a PARAMS record would keep a much larger buffer alive
-    /// ([`PARAMS_SHARE_MAX_BYTES`]). Every other record is read in place.
+    /// shared [`Bytes`] (PARAMS unless that would keep a much larger buffer alive: see
+    /// [`RecordDecoder::take_block`]). Every other record is read in place.
     fn handle_record(&mut self, input: &mut BytesMut, header: RecordHeader, now: Instant) {
         let (id, record_type) = (header.request_id, header.record_type);
         let kept = matches!(
@@ -253,17 +238,19 @@ impl FastCgiEngine {
             RecordType::PARAMS | RecordType::STDIN | RecordType::DATA
         );
         if kept && id != 0 {
-            let record = HEADER_LEN + usize::from(header.content_length);
-            if record_type == RecordType::PARAMS && !params_shares_buffer(input.capacity(), record)
-            {
-                let content = self.copy_record(input, &header);
-                return self.handle_params(id, content, now);
-            }
-            let content = self.decoder.take(input, &header);
             return match record_type {
-                RecordType::PARAMS => self.handle_params(id, content, now),
-                RecordType::STDIN => self.handle_stream(id, content, InputStream::Body, now),
-                _ => self.handle_stream(id, content, InputStream::FilterData, now),
+                RecordType::PARAMS => {
+                    let content = self.decoder.take_block(input, &header);
+                    self.handle_params(id, content, now)
+                }
+                RecordType::STDIN => {
+                    let content = self.decoder.take(input, &header);
+                    self.handle_stream(id, content, InputStream::Body, now)
+                }
+                _ => {
+                    let content = self.decoder.take(input, &header);
+                    self.handle_stream(id, content, InputStream::FilterData, now)
+                }
             };
         }
         let content = &input[HEADER_LEN..][..usize::from(header.content_length)];
@@ -282,16 +269,6 @@ impl FastCgiEngine {
             }
         }
         self.decoder.consume(input, &header);
-    }
-
-    /// Like [`RecordDecoder::take`], with the content copied out of `input` instead of shared.
-    #[cold]
-    #[inline(never)]
-    fn copy_record(&mut self, input: &mut BytesMut, header: &RecordHeader) -> Bytes {
-        let content =
-            Bytes::copy_from_slice(&input[HEADER_LEN..][..usize::from(header.content_length)]);
-        self.decoder.consume(input, header);
-        content
     }
 
     fn handle_management(&mut self, record_type: RecordType, content: &[u8]) {
@@ -869,23 +846,5 @@ impl Channel for FastCgiEngine {
 
     fn in_flight(&self) -> usize {
         self.requests.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn params_share_a_buffer_up_to_16_kib_or_four_times_their_size() {
-        // One read of a few multiplexed requests, or of one request: shared.
-        assert!(params_shares_buffer(1_200, 1_100));
-        assert!(params_shares_buffer(PARAMS_SHARE_MAX_BYTES, 1_100));
-        // A read that also carried a 60 KiB body: copied.
-        assert!(!params_shares_buffer(PARAMS_SHARE_MAX_BYTES + 1, 1_100));
-        assert!(!params_shares_buffer(64 * 1024, 1_100));
-        // Large params: shared while the buffer is at most four times them.
-        assert!(params_shares_buffer(40_000, 10_000));
-        assert!(!params_shares_buffer(40_001, 10_000));
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
-use crate::proto::vars::Span;
+use crate::proto::vars::{split_block, Span};
 
 /// Default limit on the netstring's declared length.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -165,7 +165,7 @@ impl ScgiDecoder {
         if buf[len] != b',' {
             return Err(ScgiError::MissingComma);
         }
-        let pairs = buf.split_to(len).freeze();
+        let pairs = split_block(buf, len);
         buf.advance(1);
         self.state = State::Length { len: 0, digits: 0 };
         parse_pairs(pairs, self.max_vars).map(Some)

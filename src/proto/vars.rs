@@ -10,7 +10,31 @@
 use std::fmt;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+
+/// A variables block is split off the buffer it arrived in as a shared slice while that buffer
+/// is at most this size, or at most [`BLOCK_SHARE_FACTOR`] times the block; a larger buffer
+/// (a read that also carried a large body: epoll reads take up to 64 KiB) is copied out of
+/// instead, so that the variables, which a handler holds for the request's whole life, do not
+/// keep it alive.
+const BLOCK_SHARE_MAX_BYTES: usize = 16 * 1024;
+
+/// See [`BLOCK_SHARE_MAX_BYTES`].
+const BLOCK_SHARE_FACTOR: usize = 4;
+
+/// Takes the first `len` bytes off `buf` as a variables block: sharing `buf`'s allocation, or
+/// a copy when that allocation is much larger than the block ([`BLOCK_SHARE_MAX_BYTES`]).
+pub(crate) fn split_block(buf: &mut BytesMut, len: usize) -> Bytes {
+    if len == 0 {
+        return Bytes::new();
+    }
+    if buf.capacity() <= BLOCK_SHARE_MAX_BYTES.max(len.saturating_mul(BLOCK_SHARE_FACTOR)) {
+        return buf.split_to(len).freeze();
+    }
+    let block = Bytes::copy_from_slice(&buf[..len]);
+    buf.advance(len);
+    block
+}
 
 /// Where one variable lies in the block: `block[name_start..name_end]` and
 /// `block[value_start..value_end]`.
@@ -99,7 +123,7 @@ impl CgiVars {
         // Lengths first: most spans are passed over without touching the block.
         self.spans
             .iter()
-            .filter(|s| s.name_end.wrapping_sub(s.name_start) == name.len())
+            .filter(|s| s.name_end - s.name_start == name.len())
             .find(|s| self.name(s) == name)
             .map(|s| self.value(s))
     }
@@ -202,6 +226,29 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(b.get("A"), Some(&b"1"[..]));
         assert_eq!(b.get("B"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_block_shares_a_buffer_up_to_16_kib_or_four_times_its_size() {
+        let shares = |capacity: usize, len: usize| {
+            let mut buf = BytesMut::with_capacity(capacity);
+            buf.extend_from_slice(&vec![b'v'; capacity]);
+            let range = buf.as_ptr_range();
+            let block = split_block(&mut buf, len);
+            assert_eq!((block.len(), buf.len()), (len, capacity - len));
+            assert!(block.iter().all(|&b| b == b'v'));
+            range.contains(&block.as_ptr())
+        };
+        // One read of a request or of a few multiplexed ones: shared.
+        assert!(shares(1_200, 1_100));
+        assert!(shares(BLOCK_SHARE_MAX_BYTES, 1_100));
+        // A read that also carried a large body: copied.
+        assert!(!shares(BLOCK_SHARE_MAX_BYTES + 1, 1_100));
+        assert!(!shares(64 * 1024, 1_100));
+        // A large block: shared while the buffer is at most four times it.
+        assert!(shares(40_000, 10_000));
+        assert!(!shares(40_001, 10_000));
+        assert!(split_block(&mut BytesMut::from(&b"x"[..]), 0).is_empty());
     }
 
     #[test]

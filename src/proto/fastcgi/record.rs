@@ -4,6 +4,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::proto::vars;
+
 /// The only protocol version FastCGI defines.
 pub const VERSION_1: u8 = 1;
 /// Size of a record header on the wire.
@@ -214,13 +216,29 @@ impl RecordDecoder {
     /// Like [`Self::consume`], returning the content as a [`Bytes`] that shares `buf`'s
     /// allocation (empty content shares nothing).
     pub fn take(&mut self, buf: &mut BytesMut, header: &RecordHeader) -> Bytes {
+        self.take_with(buf, header, |buf, len| {
+            if len == 0 {
+                Bytes::new()
+            } else {
+                buf.split_to(len).freeze()
+            }
+        })
+    }
+
+    /// Like [`Self::take`], for a PARAMS record whose content becomes a variables block: it
+    /// is copied instead of shared when `buf` is much larger ([`vars::split_block`]).
+    pub(crate) fn take_block(&mut self, buf: &mut BytesMut, header: &RecordHeader) -> Bytes {
+        self.take_with(buf, header, vars::split_block)
+    }
+
+    fn take_with(
+        &mut self,
+        buf: &mut BytesMut,
+        header: &RecordHeader,
+        split: impl FnOnce(&mut BytesMut, usize) -> Bytes,
+    ) -> Bytes {
         buf.advance(HEADER_LEN);
-        let content_len = usize::from(header.content_length);
-        let content = if content_len == 0 {
-            Bytes::new()
-        } else {
-            buf.split_to(content_len).freeze()
-        };
+        let content = split(buf, usize::from(header.content_length));
         self.skip_padding(buf, header);
         content
     }
