@@ -86,8 +86,13 @@ impl StreamEngine {
 
     /// A CGI request whose variables (the process environment) are already known; the body
     /// follows as input.
-    pub fn cgi(vars: CgiVars, limits: Limits, timeouts: Timeouts, now: Instant) -> Self {
-        let (limits, timeouts) = (Arc::new(limits), Arc::new(timeouts));
+    pub fn cgi(
+        vars: CgiVars,
+        limits: impl Into<Arc<Limits>>,
+        timeouts: impl Into<Arc<Timeouts>>,
+        now: Instant,
+    ) -> Self {
+        let (limits, timeouts) = (limits.into(), timeouts.into());
         let mut engine = Self::with_phase(Protocol::Cgi, Phase::Over, limits, timeouts, now);
         let content_length = match vars.get_str("CONTENT_LENGTH") {
             None | Some("") => Some(0),
