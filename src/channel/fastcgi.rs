@@ -337,6 +337,12 @@ impl FastCgiEngine {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
         let filter = begin.role == Role::FILTER;
+        if self.requests.capacity() == 0 {
+            // Room for one: what a connection without multiplexing ever needs, and what a
+            // keep-alive connection keeps while idle (four, a `Vec`'s first growth, were 1.2
+            // KiB).
+            self.requests.reserve_exact(1);
+        }
         let slot = self.requests.insert(Request {
             id,
             generation,
@@ -846,5 +852,39 @@ impl Channel for FastCgiEngine {
 
     fn in_flight(&self) -> usize {
         self.requests.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::fastcgi::{encode_request, FLAG_KEEP_CONN};
+
+    /// A keep-alive connection idle between requests keeps room for one request, not the four
+    /// of a `Vec`'s first growth (1.2 KiB per idle connection).
+    #[test]
+    fn an_idle_connection_keeps_room_for_one_request() {
+        let now = Instant::now();
+        let mut engine = FastCgiEngine::new(Limits::default(), Timeouts::default(), now);
+        for _ in 0..3 {
+            let mut wire = BytesMut::new();
+            let params = [(&b"REQUEST_METHOD"[..], &b"GET"[..])].into_iter();
+            encode_request(&mut wire, 1, Role::RESPONDER, FLAG_KEEP_CONN, params, b"");
+            engine.handle_input(&wire, now).unwrap();
+            let key = std::iter::from_fn(|| engine.poll_event())
+                .find_map(|e| match e {
+                    Event::Request(r) => Some(r.key),
+                    _ => None,
+                })
+                .expect("request announced");
+            engine
+                .send_head(key, StatusCode::OK, &HeaderMap::new(), now)
+                .unwrap();
+            engine.finish(key, 0, now).unwrap();
+            while engine.poll_event().is_some() {}
+            let out = engine.take_output().unwrap();
+            engine.handle_sent(out.len(), now);
+        }
+        assert_eq!(engine.requests.capacity(), 1);
     }
 }
