@@ -8,6 +8,7 @@ use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATI
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 use super::header_names;
+use super::name_key::NameKey;
 pub use super::vars::CgiVars;
 
 /// Default limit on the number of `HTTP_*` variables turned into headers.
@@ -222,21 +223,36 @@ struct Known<'a> {
 
 impl<'a> Known<'a> {
     fn offer(&mut self, name: &[u8], value: &'a [u8]) {
-        let slot = match name {
-            b"REQUEST_METHOD" => &mut self.method,
-            b"SERVER_PROTOCOL" => &mut self.protocol,
-            b"REQUEST_URI" => &mut self.request_uri,
-            b"SCRIPT_NAME" => &mut self.script_name,
-            b"PATH_INFO" => &mut self.path_info,
-            b"QUERY_STRING" => &mut self.query_string,
-            b"CONTENT_TYPE" => &mut self.content_type,
-            b"CONTENT_LENGTH" => &mut self.content_length,
-            b"HTTPS" => &mut self.https,
-            b"SERVER_NAME" => &mut self.server_name,
-            b"SERVER_ADDR" => &mut self.server_addr,
-            b"SERVER_PORT" => &mut self.server_port,
-            b"REMOTE_ADDR" => &mut self.remote_addr,
-            b"REMOTE_PORT" => &mut self.remote_port,
+        // Every name here is at most 16 bytes: its key is exact.
+        const REQUEST_METHOD: NameKey = NameKey::of(b"REQUEST_METHOD");
+        const SERVER_PROTOCOL: NameKey = NameKey::of(b"SERVER_PROTOCOL");
+        const REQUEST_URI: NameKey = NameKey::of(b"REQUEST_URI");
+        const SCRIPT_NAME: NameKey = NameKey::of(b"SCRIPT_NAME");
+        const PATH_INFO: NameKey = NameKey::of(b"PATH_INFO");
+        const QUERY_STRING: NameKey = NameKey::of(b"QUERY_STRING");
+        const CONTENT_TYPE: NameKey = NameKey::of(b"CONTENT_TYPE");
+        const CONTENT_LENGTH: NameKey = NameKey::of(b"CONTENT_LENGTH");
+        const HTTPS: NameKey = NameKey::of(b"HTTPS");
+        const SERVER_NAME: NameKey = NameKey::of(b"SERVER_NAME");
+        const SERVER_ADDR: NameKey = NameKey::of(b"SERVER_ADDR");
+        const SERVER_PORT: NameKey = NameKey::of(b"SERVER_PORT");
+        const REMOTE_ADDR: NameKey = NameKey::of(b"REMOTE_ADDR");
+        const REMOTE_PORT: NameKey = NameKey::of(b"REMOTE_PORT");
+        let slot = match NameKey::of(name) {
+            REQUEST_METHOD => &mut self.method,
+            SERVER_PROTOCOL => &mut self.protocol,
+            REQUEST_URI => &mut self.request_uri,
+            SCRIPT_NAME => &mut self.script_name,
+            PATH_INFO => &mut self.path_info,
+            QUERY_STRING => &mut self.query_string,
+            CONTENT_TYPE => &mut self.content_type,
+            CONTENT_LENGTH => &mut self.content_length,
+            HTTPS => &mut self.https,
+            SERVER_NAME => &mut self.server_name,
+            SERVER_ADDR => &mut self.server_addr,
+            SERVER_PORT => &mut self.server_port,
+            REMOTE_ADDR => &mut self.remote_addr,
+            REMOTE_PORT => &mut self.remote_port,
             _ => return,
         };
         if slot.is_none() {

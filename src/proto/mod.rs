@@ -9,5 +9,6 @@
 pub mod cgi;
 pub mod fastcgi;
 mod header_names;
+mod name_key;
 pub mod scgi;
 mod vars;

@@ -90,6 +90,19 @@ fn read_len(input: &[u8]) -> Option<(usize, usize)> {
     Some(((u32::from_be_bytes(*field) & 0x7fff_ffff) as usize, 4))
 }
 
+/// A pair's name length, value length and the bytes their two fields take, when both fields
+/// lie in `input`. Most pairs have two one-byte fields: they are read at once.
+fn read_lens(input: &[u8]) -> Option<(usize, usize, usize)> {
+    if let [name, value, ..] = *input {
+        if (name | value) & 0x80 == 0 {
+            return Some((usize::from(name), usize::from(value), 2));
+        }
+    }
+    let (name_len, name_field) = read_len(input)?;
+    let (value_len, value_field) = read_len(&input[name_field..])?;
+    Some((name_len, value_len, name_field + value_field))
+}
+
 /// Where the decoder is inside the current pair.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
@@ -259,15 +272,11 @@ impl ParamsDecoder {
         let room = self.max_pairs.saturating_sub(self.spans.len());
         let mut pos = 0;
         for _ in 0..room {
-            let rest = &input[pos..];
-            let Some((name_len, name_field)) = read_len(rest) else {
-                break;
-            };
-            let Some((value_len, value_field)) = read_len(&rest[name_field..]) else {
+            let Some((name_len, value_len, fields)) = read_lens(&input[pos..]) else {
                 break;
             };
             // Each length is below 2^31: no overflow.
-            let name_start = pos + name_field + value_field;
+            let name_start = pos + fields;
             let name_end = name_start + name_len;
             let end = name_end + value_len;
             if end > input.len() || end > budget {
