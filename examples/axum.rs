@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use ringgate::app::demo::{MAX_DELAY_MS, MAX_STREAM_BYTES, MAX_STREAM_CHUNK};
 use ringgate::app::tower::SendBody;
-use ringgate::app::CgiVars;
+use ringgate::app::RequestInfo;
 
 fn app() -> Router {
     Router::new()
@@ -189,8 +189,8 @@ impl tower_service::Service<http::Request<SendBody>> for DemoCompat {
     fn call(&mut self, mut request: http::Request<SendBody>) -> Self::Future {
         let path_info = request
             .extensions()
-            .get::<CgiVars>()
-            .and_then(|v| v.get_str("PATH_INFO"))
+            .get::<RequestInfo>()
+            .and_then(|i| i.vars.get_str("PATH_INFO"))
             .filter(|p| !p.is_empty())
             .map(str::to_owned);
         if let Some(path) = path_info {

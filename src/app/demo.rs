@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body::Frame;
 
-use super::{boxed, text, Body, BoxError, CgiVars, Handler, ResponseBody};
+use super::{boxed, text, Body, BoxError, CgiVars, Handler, RequestInfo, ResponseBody};
 
 /// Largest `chunks * size` `/stream` will produce (1 GiB), so one request cannot run forever.
 pub const MAX_STREAM_BYTES: u64 = 1 << 30;
@@ -44,10 +44,8 @@ impl Handler for Demo {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 text(StatusCode::OK, format!("slept {ms} ms\n"))
             }
-            (&Method::GET, Route::Env) => env(request.extensions().get::<CgiVars>()),
-            (&Method::GET, Route::EchoEnv) => {
-                echo_env(request.extensions().get::<CgiVars>(), query)
-            }
+            (&Method::GET, Route::Env) => env(vars(&request)),
+            (&Method::GET, Route::EchoEnv) => echo_env(vars(&request), query),
             (_, Route::Status(code)) => status(code),
             (_, Route::NotFound) => text(StatusCode::NOT_FOUND, "not found\n"),
             _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
@@ -74,9 +72,7 @@ enum Route<'a> {
 /// The route of a request. Behind a script prefix (a CGI alias, SCRIPT_NAME=/app) it is
 /// PATH_INFO; otherwise (nginx, HAProxy) it is the request path.
 fn route(request: &http::Request<Body>) -> Route<'_> {
-    let path_info = request
-        .extensions()
-        .get::<CgiVars>()
+    let path_info = vars(request)
         .and_then(|v| v.get_str("PATH_INFO"))
         .filter(|p| !p.is_empty());
     match path_info.unwrap_or_else(|| request.uri().path()) {
@@ -90,6 +86,11 @@ fn route(request: &http::Request<Body>) -> Route<'_> {
             .strip_prefix("/status/")
             .map_or(Route::NotFound, Route::Status),
     }
+}
+
+/// The request's CGI variables.
+fn vars(request: &http::Request<Body>) -> Option<&CgiVars> {
+    request.extensions().get::<RequestInfo>().map(|i| &i.vars)
 }
 
 fn param(query: &str, name: &str) -> Option<u64> {

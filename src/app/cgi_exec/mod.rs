@@ -248,9 +248,10 @@ impl Handler for CgiExecutor {
         &self,
         request: http::Request<Body>,
     ) -> Result<http::Response<ResponseBody>, BoxError> {
-        let Some(vars) = request.extensions().get::<CgiVars>() else {
+        let Some(info) = request.extensions().get::<RequestInfo>() else {
             return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR));
         };
+        let vars = &info.vars;
         let paths: Vec<resolve::RootPath<'_>> = self
             .shared
             .iter()
@@ -297,10 +298,7 @@ impl Handler for CgiExecutor {
         self.metrics.queue_wait(waited.as_secs_f64());
 
         let peer = request.extensions().get::<Peer>().cloned();
-        let fastcgi = request
-            .extensions()
-            .get::<RequestInfo>()
-            .is_some_and(|i| i.protocol == Some(Protocol::FastCgi));
+        let fastcgi = info.protocol == Some(Protocol::FastCgi);
         let env = env::build(vars, cfg, &script);
         let head_only = request.method() == Method::HEAD;
         let mut body = request.into_body();

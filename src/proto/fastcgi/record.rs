@@ -62,6 +62,13 @@ impl Role {
     }
 }
 
+impl Default for Role {
+    /// [`Role::RESPONDER`], the usual role (and SCGI's and CGI's only one).
+    fn default() -> Self {
+        Self::RESPONDER
+    }
+}
+
 /// `protocolStatus` of `END_REQUEST`. Unknown values are kept as they are.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ProtocolStatus(pub u8);
