@@ -34,7 +34,7 @@ impl SendQueue {
     /// that a small response is encoded without reallocations.
     pub(crate) fn buf(&mut self) -> &mut BytesMut {
         if self.buf.capacity() == 0 {
-            self.buf.reserve(ENCODE_BUFFER_CAPACITY);
+            self.buf = BytesMut::with_capacity(ENCODE_BUFFER_CAPACITY);
         }
         &mut self.buf
     }

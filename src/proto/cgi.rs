@@ -316,19 +316,33 @@ fn parse_ip(v: &[u8]) -> Option<IpAddr> {
 }
 
 /// A dotted-quad IPv4 address, as `Ipv4Addr`'s parser reads it (four decimal octets of at
-/// most 255, no leading zeros), without its generic machinery: every request has two.
+/// most 255, no leading zeros), in one pass without its generic machinery: every request
+/// has two.
 fn parse_ipv4(v: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = v.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        let leading_zero = part.len() > 1 && part[0] == b'0';
-        if part.is_empty() || part.len() > 3 || leading_zero {
+    // The octet being read, its value and its digits so far.
+    let (mut index, mut value, mut digits) = (0, 0u16, 0);
+    for &b in v {
+        if b == b'.' {
+            if digits == 0 || index == 3 {
+                return None;
+            }
+            octets[index] = u8::try_from(value).ok()?;
+            (index, value, digits) = (index + 1, 0, 0);
+            continue;
+        }
+        // Only digits, at most three, no leading zero: at most 999, no overflow.
+        if !b.is_ascii_digit() || digits == 3 || (digits == 1 && value == 0) {
             return None;
         }
-        *octet = u8::try_from(parse_decimal(part)?).ok()?;
+        value = value * 10 + u16::from(b - b'0');
+        digits += 1;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    if digits == 0 || index != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Characters kept as they are in a path rebuilt from decoded `SCRIPT_NAME`/`PATH_INFO`:
