@@ -23,6 +23,10 @@
 //! modes here never fall back (as with `zerocopy_fallback_after = 0`). On a Unix socket the
 //! kernel refuses SEND_ZC (EOPNOTSUPP); the row says so.
 
+// Built as a test target (`cargo test --all-targets`) the program has no `main` to reach its
+// modules' items from.
+#![cfg_attr(test, allow(dead_code))]
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
