@@ -177,6 +177,19 @@ pub struct RequestKey {
     generation: u32,
 }
 
+impl RequestKey {
+    /// The engine's slot for the request: small, and reused once the request is over.
+    pub(crate) fn index(self) -> usize {
+        self.slot as usize
+    }
+
+    /// A key made up for a test.
+    #[cfg(test)]
+    pub(crate) fn for_tests(slot: u32, generation: u32) -> Self {
+        Self { slot, generation }
+    }
+}
+
 /// Which input stream of a request a body read is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum InputStream {

@@ -223,21 +223,21 @@ struct Known<'a> {
 
 impl<'a> Known<'a> {
     fn offer(&mut self, name: &[u8], value: &'a [u8]) {
-        // Every name here is at most 16 bytes: its key is exact.
-        const REQUEST_METHOD: NameKey = NameKey::of(b"REQUEST_METHOD");
-        const SERVER_PROTOCOL: NameKey = NameKey::of(b"SERVER_PROTOCOL");
-        const REQUEST_URI: NameKey = NameKey::of(b"REQUEST_URI");
-        const SCRIPT_NAME: NameKey = NameKey::of(b"SCRIPT_NAME");
-        const PATH_INFO: NameKey = NameKey::of(b"PATH_INFO");
-        const QUERY_STRING: NameKey = NameKey::of(b"QUERY_STRING");
-        const CONTENT_TYPE: NameKey = NameKey::of(b"CONTENT_TYPE");
-        const CONTENT_LENGTH: NameKey = NameKey::of(b"CONTENT_LENGTH");
-        const HTTPS: NameKey = NameKey::of(b"HTTPS");
-        const SERVER_NAME: NameKey = NameKey::of(b"SERVER_NAME");
-        const SERVER_ADDR: NameKey = NameKey::of(b"SERVER_ADDR");
-        const SERVER_PORT: NameKey = NameKey::of(b"SERVER_PORT");
-        const REMOTE_ADDR: NameKey = NameKey::of(b"REMOTE_ADDR");
-        const REMOTE_PORT: NameKey = NameKey::of(b"REMOTE_PORT");
+        // Every name here is at most 16 bytes: its key alone tells it.
+        const REQUEST_METHOD: NameKey = NameKey::exact(b"REQUEST_METHOD");
+        const SERVER_PROTOCOL: NameKey = NameKey::exact(b"SERVER_PROTOCOL");
+        const REQUEST_URI: NameKey = NameKey::exact(b"REQUEST_URI");
+        const SCRIPT_NAME: NameKey = NameKey::exact(b"SCRIPT_NAME");
+        const PATH_INFO: NameKey = NameKey::exact(b"PATH_INFO");
+        const QUERY_STRING: NameKey = NameKey::exact(b"QUERY_STRING");
+        const CONTENT_TYPE: NameKey = NameKey::exact(b"CONTENT_TYPE");
+        const CONTENT_LENGTH: NameKey = NameKey::exact(b"CONTENT_LENGTH");
+        const HTTPS: NameKey = NameKey::exact(b"HTTPS");
+        const SERVER_NAME: NameKey = NameKey::exact(b"SERVER_NAME");
+        const SERVER_ADDR: NameKey = NameKey::exact(b"SERVER_ADDR");
+        const SERVER_PORT: NameKey = NameKey::exact(b"SERVER_PORT");
+        const REMOTE_ADDR: NameKey = NameKey::exact(b"REMOTE_ADDR");
+        const REMOTE_PORT: NameKey = NameKey::exact(b"REMOTE_PORT");
         let slot = match NameKey::of(name) {
             REQUEST_METHOD => &mut self.method,
             SERVER_PROTOCOL => &mut self.protocol,

@@ -53,6 +53,17 @@ impl NameKey {
         Self { len, head, tail: 0 }
     }
 
+    /// The key of a known name that it describes exactly: in a `const`, a name longer than
+    /// [`Self::EXACT_LEN`] fails to compile (match such a name with [`Self::of`] and
+    /// [`Self::is`]).
+    pub(crate) const fn exact(name: &[u8]) -> Self {
+        assert!(
+            name.len() <= Self::EXACT_LEN,
+            "a name this long needs NameKey::is"
+        );
+        Self::of(name)
+    }
+
     /// Whether `name`, whose key matched this key's pattern, is `known`: always for a short
     /// name; a longer one is compared in full, since its key leaves out its middle bytes.
     pub(crate) fn is(&self, name: &[u8], known: &[u8]) -> bool {

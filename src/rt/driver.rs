@@ -12,7 +12,6 @@
 //! [`Peer`] (such requests always get a task).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -26,6 +25,7 @@ use futures_util::FutureExt;
 use slab::Slab;
 use tokio::task::JoinHandle;
 
+use super::request_slots::RequestSlots;
 use super::signal::Signal;
 use crate::app::{
     build_request, AppStatus, Body, BodyError, BodySource, BoxError, Handler, Peer, ResponseBody,
@@ -213,7 +213,7 @@ struct RequestSlot {
 struct Conn<E, H> {
     engine: RefCell<E>,
     worker: Rc<WorkerShared<H>>,
-    requests: RefCell<HashMap<RequestKey, RequestSlot, foldhash::fast::FixedState>>,
+    requests: RefCell<RequestSlots<RequestSlot>>,
     reader_parked: Cell<bool>,
     /// `after` is running: a call from within it (a handler polled where its request was
     /// announced) leaves the work to the running one.
@@ -246,7 +246,7 @@ where
     let conn = Rc::new(Conn {
         engine: RefCell::new(engine),
         worker: worker.clone(),
-        requests: RefCell::new(HashMap::default()),
+        requests: RefCell::new(RequestSlots::default()),
         reader_parked: Cell::new(false),
         in_after: Cell::new(false),
         reader_wake: Signal::default(),
@@ -294,7 +294,7 @@ impl<E: Channel + 'static, H: Handler> Drop for Registered<E, H> {
             .requests
             .borrow_mut()
             .drain()
-            .filter_map(|(_, s)| s.task)
+            .filter_map(|s| s.task)
             .collect();
         for task in orphans {
             task.abort();
@@ -316,7 +316,7 @@ impl<E: Channel + 'static, H: Handler> Drain for Conn<E, H> {
     }
 
     fn abort_all(&self) {
-        let keys: Vec<RequestKey> = self.requests.borrow().keys().copied().collect();
+        let keys: Vec<RequestKey> = self.requests.borrow().keys().collect();
         let now = now();
         for key in keys {
             let _ = self
@@ -361,7 +361,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 let waker = self
                     .requests
                     .borrow_mut()
-                    .get_mut(&key)
+                    .get_mut(key)
                     .and_then(|s| s.readers[stream_index(stream)].take());
                 if let Some(w) = waker {
                     w.wake();
@@ -371,14 +371,14 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
                 let waker = self
                     .requests
                     .borrow_mut()
-                    .get_mut(&key)
+                    .get_mut(key)
                     .and_then(|s| s.writer.take());
                 if let Some(w) = waker {
                     w.wake();
                 }
             }
             Event::Aborted(key, _) => {
-                let slot = self.requests.borrow_mut().remove(&key);
+                let slot = self.requests.borrow_mut().remove(key);
                 if let Some(task) = slot.and_then(|s| s.task) {
                     task.abort();
                 }
@@ -471,7 +471,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
     /// Runs the rest of request `key` in a task of its own.
     fn spawn(self: &Rc<Self>, key: RequestKey, task: impl Future<Output = ()> + 'static) {
         let task = tokio::task::spawn_local(task);
-        if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
+        if let Some(slot) = self.requests.borrow_mut().get_mut(key) {
             slot.task = Some(task);
         }
     }
@@ -581,7 +581,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
         if self.engine.borrow_mut().poll_produce(key, now) {
             return Poll::Ready(());
         }
-        if let Some(slot) = self.requests.borrow_mut().get_mut(&key) {
+        if let Some(slot) = self.requests.borrow_mut().get_mut(key) {
             match &mut slot.writer {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 writer => *writer = Some(cx.waker().clone()),
@@ -636,7 +636,7 @@ impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
             peer.end();
         }
         if let Ok(mut requests) = self.conn.requests.try_borrow_mut() {
-            requests.remove(&self.key);
+            requests.remove(self.key);
         }
     }
 }
@@ -770,7 +770,7 @@ impl<E: Channel + 'static, H: Handler> BodySource for ConnBody<E, H> {
             BodyChunk::End => Poll::Ready(None),
             BodyChunk::Broken => Poll::Ready(Some(Err(BodyError))),
             BodyChunk::Pending => {
-                if let Some(slot) = self.conn.requests.borrow_mut().get_mut(&self.key) {
+                if let Some(slot) = self.conn.requests.borrow_mut().get_mut(self.key) {
                     slot.readers[stream_index(self.stream)] = Some(cx.waker().clone());
                 }
                 self.conn.after();

@@ -21,6 +21,7 @@ pub mod io;
 pub mod listener;
 pub mod notify;
 pub mod readbuf;
+mod request_slots;
 pub mod send;
 #[cfg(test)]
 mod send_tests;
