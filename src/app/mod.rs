@@ -81,8 +81,8 @@ where
 
 /// What the front end told about a request beyond its HTTP head: the raw CGI variables, the
 /// FastCGI role, where the request came from and went to. Every request carries one, as its
-/// one extension (`req.extensions().get::<RequestInfo>()`): one lookup for a handler, one
-/// allocation for the server, where a type each cost four.
+/// only extension (`req.extensions().get::<RequestInfo>()`): one lookup for a handler and
+/// one allocation for the server, where an extension for each had cost four.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestInfo {
     /// The wire protocol.
