@@ -25,8 +25,11 @@ impl<T> RequestSlots<T> {
     pub(crate) fn insert(&mut self, key: RequestKey, value: T) {
         let index = key.index();
         if index >= self.entries.len() {
-            // Exactly as long as needed: one entry for a connection without multiplexing.
-            self.entries.reserve_exact(index + 1 - self.entries.len());
+            if self.entries.capacity() == 0 {
+                // One entry for a connection without multiplexing, not a `Vec`'s first four.
+                self.entries.reserve_exact(1);
+            }
+            // Past the first, amortized growth: a multiplexing peer adds slots one by one.
             self.entries.resize_with(index + 1, || None);
         }
         self.entries[index] = Some((key, value));
@@ -96,5 +99,18 @@ mod tests {
         assert_eq!(slots.values().copied().collect::<Vec<_>>(), ["a2", "b"]);
         assert_eq!(slots.drain().collect::<Vec<_>>(), ["a2", "b"]);
         assert_eq!(slots.keys().count(), 0);
+    }
+
+    #[test]
+    fn slots_added_one_by_one_grow_the_table_geometrically() {
+        let mut slots = RequestSlots::default();
+        let mut reallocations = 0;
+        for slot in 0..1024 {
+            let capacity = slots.entries.capacity();
+            slots.insert(RequestKey::for_tests(slot, 0), slot);
+            reallocations += usize::from(slots.entries.capacity() != capacity);
+        }
+        // 1, then doubling: a dozen, not one per slot.
+        assert!(reallocations <= 12, "{reallocations} reallocations");
     }
 }
