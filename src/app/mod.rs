@@ -3,8 +3,8 @@
 //! serves any `tower::Service` (an axum `Router`, ...) as a handler.
 //!
 //! A request is an `http::Request<Body>` whose extensions carry a [`RequestInfo`]: the raw
-//! [`CgiVars`], the FastCGI [`Role`], server and remote address, https and, for the FILTER
-//! role, the [`FilterInfo`]; the FILTER role's DATA stream comes with the body
+//! [`CgiVars`] (which also answer for the server and remote address and https), the FastCGI
+//! [`Role`] and, for the FILTER role, the [`FilterInfo`]; the FILTER role's DATA stream comes with the body
 //! ([`Body::take_filter_data`]); a handler that asks for it also gets a [`Peer`]. A response
 //! is an `http::Response<ResponseBody>` with a full or streaming `http-body` 1.x body.
 //! Handlers run one instance per core and may be `!Send`.
@@ -17,7 +17,6 @@ mod peer;
 pub mod tower;
 
 use std::future::Future;
-use std::net::IpAddr;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -92,20 +91,9 @@ pub struct RequestInfo {
     /// For the FILTER role, what it says of its DATA stream (which comes with the body,
     /// [`Body::take_filter_data`]).
     pub filter: Option<FilterInfo>,
-    /// The raw CGI variables, in arrival order.
+    /// The raw CGI variables, in arrival order. Where the request came from and went to is
+    /// read from them on demand: [`CgiVars::remote_addr`], [`CgiVars::secure`] and the like.
     pub vars: CgiVars,
-    /// `HTTPS` was `on` or `1`.
-    pub secure: bool,
-    /// `SERVER_NAME`.
-    pub server_name: Option<String>,
-    /// `SERVER_ADDR`.
-    pub server_addr: Option<IpAddr>,
-    /// `SERVER_PORT`.
-    pub server_port: Option<u16>,
-    /// `REMOTE_ADDR`.
-    pub remote_addr: Option<IpAddr>,
-    /// `REMOTE_PORT`.
-    pub remote_port: Option<u16>,
 }
 
 /// Builds the request a handler sees from what an engine announced.
@@ -129,12 +117,6 @@ pub fn build_request(
         role: new.role,
         filter: new.filter,
         vars: new.vars,
-        secure: head.secure,
-        server_name: head.server_name,
-        server_addr: head.server_addr,
-        server_port: head.server_port,
-        remote_addr: head.remote_addr,
-        remote_port: head.remote_port,
     });
     request
 }

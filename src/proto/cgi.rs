@@ -30,18 +30,6 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     /// `CONTENT_LENGTH`; an empty value (nginx sends one for GET) is `Some(0)`.
     pub content_length: Option<u64>,
-    /// `HTTPS` is `on` or `1`.
-    pub secure: bool,
-    /// `SERVER_NAME`.
-    pub server_name: Option<String>,
-    /// `SERVER_ADDR`.
-    pub server_addr: Option<IpAddr>,
-    /// `SERVER_PORT`.
-    pub server_port: Option<u16>,
-    /// `REMOTE_ADDR`.
-    pub remote_addr: Option<IpAddr>,
-    /// `REMOTE_PORT`.
-    pub remote_port: Option<u16>,
 }
 
 /// Why the variables do not describe a valid request.
@@ -188,16 +176,6 @@ pub fn parse_request(vars: &CgiVars, max_headers: usize) -> Result<RequestHead, 
         version,
         headers,
         content_length,
-        secure: k
-            .https
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1"),
-        server_name: text(k.server_name)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        server_addr: k.server_addr.and_then(parse_ip),
-        server_port: k.server_port.and_then(parse_port),
-        remote_addr: k.remote_addr.and_then(parse_ip),
-        remote_port: k.remote_port.and_then(parse_port),
     })
 }
 
@@ -213,12 +191,6 @@ struct Known<'a> {
     query_string: Option<&'a [u8]>,
     content_type: Option<&'a [u8]>,
     content_length: Option<&'a [u8]>,
-    https: Option<&'a [u8]>,
-    server_name: Option<&'a [u8]>,
-    server_addr: Option<&'a [u8]>,
-    server_port: Option<&'a [u8]>,
-    remote_addr: Option<&'a [u8]>,
-    remote_port: Option<&'a [u8]>,
 }
 
 impl<'a> Known<'a> {
@@ -232,12 +204,6 @@ impl<'a> Known<'a> {
         const QUERY_STRING: NameKey = NameKey::exact(b"QUERY_STRING");
         const CONTENT_TYPE: NameKey = NameKey::exact(b"CONTENT_TYPE");
         const CONTENT_LENGTH: NameKey = NameKey::exact(b"CONTENT_LENGTH");
-        const HTTPS: NameKey = NameKey::exact(b"HTTPS");
-        const SERVER_NAME: NameKey = NameKey::exact(b"SERVER_NAME");
-        const SERVER_ADDR: NameKey = NameKey::exact(b"SERVER_ADDR");
-        const SERVER_PORT: NameKey = NameKey::exact(b"SERVER_PORT");
-        const REMOTE_ADDR: NameKey = NameKey::exact(b"REMOTE_ADDR");
-        const REMOTE_PORT: NameKey = NameKey::exact(b"REMOTE_PORT");
         let slot = match NameKey::of(name) {
             REQUEST_METHOD => &mut self.method,
             SERVER_PROTOCOL => &mut self.protocol,
@@ -247,12 +213,6 @@ impl<'a> Known<'a> {
             QUERY_STRING => &mut self.query_string,
             CONTENT_TYPE => &mut self.content_type,
             CONTENT_LENGTH => &mut self.content_length,
-            HTTPS => &mut self.https,
-            SERVER_NAME => &mut self.server_name,
-            SERVER_ADDR => &mut self.server_addr,
-            SERVER_PORT => &mut self.server_port,
-            REMOTE_ADDR => &mut self.remote_addr,
-            REMOTE_PORT => &mut self.remote_port,
             _ => return,
         };
         if slot.is_none() {
@@ -261,9 +221,41 @@ impl<'a> Known<'a> {
     }
 }
 
-/// A variable's value if it is UTF-8.
-fn text(v: Option<&[u8]>) -> Option<&str> {
-    v.and_then(|v| std::str::from_utf8(v).ok())
+/// What the front end says of the connection: read from the variables when asked for, not
+/// decoded for every request, since most handlers never ask. The first variable of each name
+/// counts, as with [`CgiVars::get`].
+impl CgiVars {
+    /// `HTTPS` is `on` (in any case) or `1`.
+    pub fn secure(&self) -> bool {
+        self.get("HTTPS")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
+    }
+
+    /// `SERVER_NAME`, when it is non-empty UTF-8.
+    pub fn server_name(&self) -> Option<&str> {
+        self.get_str("SERVER_NAME").filter(|s| !s.is_empty())
+    }
+
+    /// `SERVER_ADDR`, when it is an IP address (bracketed IPv6 accepted).
+    pub fn server_addr(&self) -> Option<IpAddr> {
+        self.get("SERVER_ADDR").and_then(parse_ip)
+    }
+
+    /// `SERVER_PORT`, when it is a port number.
+    pub fn server_port(&self) -> Option<u16> {
+        self.get("SERVER_PORT").and_then(parse_port)
+    }
+
+    /// `REMOTE_ADDR`, when it is an IP address (bracketed IPv6 accepted; a Unix socket's
+    /// peer, which some front ends send as `unix:`, is none).
+    pub fn remote_addr(&self) -> Option<IpAddr> {
+        self.get("REMOTE_ADDR").and_then(parse_ip)
+    }
+
+    /// `REMOTE_PORT`, when it is a port number.
+    pub fn remote_port(&self) -> Option<u16> {
+        self.get("REMOTE_PORT").and_then(parse_port)
+    }
 }
 
 /// A variable's value, empty when absent.

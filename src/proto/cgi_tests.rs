@@ -57,12 +57,6 @@ fn nginx_get_request() {
     let xff: Vec<_> = h.headers.get_all("x-forwarded-for").iter().collect();
     assert_eq!(xff, ["a", "b"]);
     assert_eq!(h.headers.len(), 4);
-    assert!(h.secure);
-    assert_eq!(h.server_name.as_deref(), Some("example.org"));
-    assert_eq!(h.server_addr, Some("::1".parse().unwrap()));
-    assert_eq!(h.server_port, Some(443));
-    assert_eq!(h.remote_addr, Some("192.0.2.7".parse().unwrap()));
-    assert_eq!(h.remote_port, Some(51234));
 }
 
 #[test]
@@ -255,29 +249,51 @@ fn more_headers_than_a_header_map_holds_is_an_error_not_a_panic() {
 
 #[test]
 fn https_and_addresses() {
-    for (v, secure) in [("on", true), ("ON", true), ("1", true), ("", false)] {
-        let h = req(&[("REQUEST_METHOD", "GET"), ("HTTPS", v)]).unwrap();
-        assert_eq!(h.secure, secure, "{v:?}");
+    for (v, secure) in [
+        ("on", true),
+        ("ON", true),
+        ("1", true),
+        ("", false),
+        ("off", false),
+    ] {
+        assert_eq!(vars(&[("HTTPS", v)]).secure(), secure, "{v:?}");
     }
-    assert!(
-        !req(&[("REQUEST_METHOD", "GET"), ("HTTPS", "off")])
-            .unwrap()
-            .secure
-    );
-    let h = req(&[
-        ("REQUEST_METHOD", "GET"),
+    assert!(!vars(&[]).secure());
+    let v = vars(&[
+        ("HTTPS", "on"),
+        ("REMOTE_ADDR", "192.0.2.7"),
+        ("REMOTE_PORT", "51234"),
+        ("SERVER_ADDR", "::1"),
+        ("SERVER_PORT", "443"),
+        ("SERVER_NAME", "example.org"),
+        // The first of each name counts.
+        ("REMOTE_ADDR", "192.0.2.8"),
+        ("SERVER_NAME", "other.example"),
+    ]);
+    assert!(v.secure());
+    assert_eq!(v.server_name(), Some("example.org"));
+    assert_eq!(v.server_addr(), Some("::1".parse().unwrap()));
+    assert_eq!(v.server_port(), Some(443));
+    assert_eq!(v.remote_addr(), Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(v.remote_port(), Some(51234));
+    let v = vars(&[
         ("REMOTE_ADDR", "unix:"),
         ("REMOTE_PORT", ""),
         ("SERVER_ADDR", "[2001:db8::1]"),
         ("SERVER_PORT", "70000"),
         ("SERVER_NAME", ""),
-    ])
-    .unwrap();
-    assert_eq!(h.remote_addr, None);
-    assert_eq!(h.remote_port, None);
-    assert_eq!(h.server_addr, Some("2001:db8::1".parse().unwrap()));
-    assert_eq!(h.server_port, None);
-    assert_eq!(h.server_name, None);
+    ]);
+    assert_eq!(v.remote_addr(), None);
+    assert_eq!(v.remote_port(), None);
+    assert_eq!(v.server_addr(), Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(v.server_port(), None);
+    assert_eq!(v.server_name(), None);
+    let mut v = CgiVars::new();
+    v.push(
+        Bytes::from_static(b"SERVER_NAME"),
+        Bytes::from_static(b"\xff"),
+    );
+    assert_eq!(v.server_name(), None, "not UTF-8");
 }
 
 #[test]
