@@ -33,12 +33,13 @@ use crate::proto::fastcgi::Role;
 #[derive(Clone, PartialEq, Eq, Debug, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Bytes of FastCGI PARAMS (pairs with their lengths) per request.
+    /// Bytes of FastCGI PARAMS (pairs with their lengths) per request (4 GiB at most: a
+    /// larger value counts as 4 GiB).
     #[serde(with = "crate::settings::units::bytes")]
     pub max_params_bytes: usize,
     /// FastCGI name-value pairs per request (and SCGI variables per request).
     pub max_params_pairs: usize,
-    /// Bytes of an SCGI netstring header.
+    /// Bytes of an SCGI netstring header (4 GiB at most, like `max_params_bytes`).
     #[serde(with = "crate::settings::units::bytes")]
     pub max_scgi_header_bytes: usize,
     /// Request headers per request: the `HTTP_*` variables turned into headers.

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
-use crate::proto::vars::{split_block, Span};
+use crate::proto::vars::{split_block, Span, MAX_BLOCK_BYTES};
 
 /// Default limit on the netstring's declared length.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -94,10 +94,10 @@ pub struct ScgiDecoder {
 }
 
 impl ScgiDecoder {
-    /// A decoder with the given limits.
+    /// A decoder with the given limits (a header of 4 GiB at most).
     pub fn new(max_header_bytes: usize, max_vars: usize) -> Self {
         Self {
-            max_header_bytes,
+            max_header_bytes: max_header_bytes.min(MAX_BLOCK_BYTES),
             max_vars,
             state: State::Length { len: 0, digits: 0 },
             failed: None,

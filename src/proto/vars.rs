@@ -36,32 +36,50 @@ pub(crate) fn split_block(buf: &mut BytesMut, len: usize) -> Bytes {
     block
 }
 
+/// The largest variables block: offsets in it are stored as `u32`, which halves the index of
+/// a request (16 bytes per variable). The decoders clamp their size limits to it.
+pub(crate) const MAX_BLOCK_BYTES: usize = u32::MAX as usize;
+
 /// Where one variable lies in the block: `block[name_start..name_end]` and
 /// `block[value_start..value_end]`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Span {
-    name_start: usize,
-    name_end: usize,
-    value_start: usize,
-    value_end: usize,
+    name_start: u32,
+    name_end: u32,
+    value_start: u32,
+    value_end: u32,
 }
 
 impl Span {
-    /// The span of a name and a value at these ranges of a block.
+    /// The span of a name and a value at these ranges of a block, the value after the name
+    /// and ending at most at [`MAX_BLOCK_BYTES`] (the decoders' clamped limits and
+    /// [`CgiVars::push`] see to it; a span outside its block would be caught by the bounds
+    /// check of every access).
     pub(crate) fn new(name: Range<usize>, value: Range<usize>) -> Self {
+        debug_assert!(
+            name.start <= name.end
+                && name.end <= value.start
+                && value.start <= value.end
+                && value.end <= MAX_BLOCK_BYTES
+        );
         Self {
-            name_start: name.start,
-            name_end: name.end,
-            value_start: value.start,
-            value_end: value.end,
+            name_start: name.start as u32,
+            name_end: name.end as u32,
+            value_start: value.start as u32,
+            value_end: value.end as u32,
         }
     }
 
+    fn name(&self) -> Range<usize> {
+        self.name_start as usize..self.name_end as usize
+    }
+
+    fn value(&self) -> Range<usize> {
+        self.value_start as usize..self.value_end as usize
+    }
+
     fn fits(&self, len: usize) -> bool {
-        self.name_start <= self.name_end
-            && self.name_end <= len
-            && self.value_start <= self.value_end
-            && self.value_end <= len
+        self.name().end <= len && self.value().end <= len
     }
 }
 
@@ -97,8 +115,13 @@ impl CgiVars {
     ///
     /// This copies `name` and `value` into the block (in place when nothing else shares it):
     /// the decoders build the variables in one go instead.
+    ///
+    /// # Panics
+    /// If the variables would take more than 4 GiB.
     pub fn push(&mut self, name: Bytes, value: Bytes) {
         let mut block = BytesMut::from(std::mem::take(&mut self.block));
+        let len = block.len() + name.len() + value.len();
+        assert!(len <= MAX_BLOCK_BYTES, "variables over 4 GiB");
         block.reserve(name.len() + value.len());
         let name_start = block.len();
         block.extend_from_slice(&name);
@@ -110,11 +133,11 @@ impl CgiVars {
     }
 
     fn name(&self, s: &Span) -> &[u8] {
-        &self.block[s.name_start..s.name_end]
+        &self.block[s.name()]
     }
 
     fn value(&self, s: &Span) -> &[u8] {
-        &self.block[s.value_start..s.value_end]
+        &self.block[s.value()]
     }
 
     /// The value of the first variable called `name`.
@@ -123,7 +146,7 @@ impl CgiVars {
         // Lengths first: most spans are passed over without touching the block.
         self.spans
             .iter()
-            .filter(|s| s.name_end - s.name_start == name.len())
+            .filter(|s| s.name().len() == name.len())
             .find(|s| self.name(s) == name)
             .map(|s| self.value(s))
     }

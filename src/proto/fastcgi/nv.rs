@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::proto::cgi::CgiVars;
-use crate::proto::vars::Span;
+use crate::proto::vars::{Span, MAX_BLOCK_BYTES};
 
 /// Largest length a pair's 4-byte length field can express (31 bits).
 pub const MAX_PAIR_LEN: usize = 0x7fff_ffff;
@@ -161,10 +161,11 @@ pub struct ParamsDecoder {
 }
 
 impl ParamsDecoder {
-    /// A decoder that refuses more than `max_bytes` of pairs or more than `max_pairs` pairs.
+    /// A decoder that refuses more than `max_bytes` of pairs (4 GiB at most) or more than
+    /// `max_pairs` pairs.
     pub fn new(max_bytes: usize, max_pairs: usize) -> Self {
         Self {
-            max_bytes,
+            max_bytes: max_bytes.min(MAX_BLOCK_BYTES),
             max_pairs,
             used: 0,
             stage: Stage::NameLen,
