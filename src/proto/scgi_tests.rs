@@ -97,10 +97,17 @@ fn bad_length_prefixes() {
 }
 
 #[test]
-fn length_overflow_is_bad_length_not_a_panic() {
+fn length_overflow_is_an_error_not_a_panic() {
     let mut buf = BytesMut::from(&b"99999999999999999999999999:"[..]);
+    // The limit is clamped to the largest variables block (4 GiB): the length passes it long
+    // before it could overflow.
     let mut d = ScgiDecoder::new(usize::MAX, 10);
-    assert_eq!(d.decode(&mut buf), Err(ScgiError::BadLength));
+    assert_eq!(
+        d.decode(&mut buf),
+        Err(ScgiError::TooLarge {
+            limit: u32::MAX as usize
+        })
+    );
 }
 
 #[test]
