@@ -1,5 +1,6 @@
-//! parse_request over random CGI variables (names drawn mostly from the ones it reads, so
-//! the fuzzer reaches the interesting paths): never panics, and what it accepts is consistent.
+//! parse_request and the variables' on-demand readings (addresses, ports, server name, HTTPS)
+//! over random CGI variables (names drawn mostly from the ones they read, so the fuzzer
+//! reaches the interesting paths): never panic, and what they accept is consistent.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -55,6 +56,22 @@ fuzz_target!(|input: Input| {
         };
         vars.push(name, Bytes::from(value));
     }
+    // The addresses and ports read as std reads them (a bracketed IPv6 address accepted).
+    let std_ip = |name: &str| {
+        let s = vars.get_str(name)?;
+        let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+        s.parse::<std::net::IpAddr>().ok()
+    };
+    assert_eq!(vars.remote_addr(), std_ip("REMOTE_ADDR"));
+    assert_eq!(vars.server_addr(), std_ip("SERVER_ADDR"));
+    let std_port = |name: &str| vars.get_str(name)?.parse::<u16>().ok();
+    assert_eq!(vars.remote_port(), std_port("REMOTE_PORT"));
+    assert_eq!(vars.server_port(), std_port("SERVER_PORT"));
+    assert_eq!(
+        vars.server_name(),
+        vars.get_str("SERVER_NAME").filter(|n| !n.is_empty())
+    );
+    let _ = vars.secure();
     if let Ok(head) = parse_request(&vars, usize::from(input.max_headers)) {
         let http = vars.iter().filter(|(n, _)| n.starts_with(b"HTTP_")).count();
         assert!(head.headers.len() <= http + 2);
