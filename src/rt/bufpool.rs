@@ -2,13 +2,14 @@
 //!
 //! A registered buffer saves the kernel from pinning and mapping the pages on every
 //! operation (`read_fixed`/`write_fixed`, available on tokio-uring's `TcpStream` and
-//! `UnixStream`). The pool is small and fixed: when it is empty, the caller uses an ordinary
-//! heap buffer instead, and the pool counts that so the count and size can be tuned.
+//! `UnixStream`). The pool is small and fixed: when it is empty, a connection reads as it
+//! does without the pool (waiting for readiness, then into a worker buffer), and the pool
+//! counts that so the count and size can be tuned.
 //!
 //! Registered memory is locked memory: without CAP_IPC_LOCK it is charged to the user's
 //! `RLIMIT_MEMLOCK`, which is per user, not per process (systemd's default is 8 MiB), and
 //! so is each worker's ring (about 28 KiB for 256 entries on kernel 6.18). When
-//! registration fails the worker runs with heap buffers only and the failure is reported to
+//! registration fails the worker runs without registered buffers and the failure is reported to
 //! the caller (who logs it); it is never fatal.
 //!
 //! The pool is off by default: the measurements in [`super::send`] show no gain from
@@ -59,14 +60,6 @@ impl Default for BufPoolConfig {
     }
 }
 
-/// A buffer from [`BufPool::get`]: registered when one was free, else from the heap.
-pub enum PoolBuf {
-    /// A registered buffer: use `read_fixed`/`write_fixed`.
-    Fixed(FixedBuf),
-    /// A heap buffer of the pool's buffer size (capacity), empty.
-    Heap(Vec<u8>),
-}
-
 struct Inner {
     pool: Option<FixedBufPool<Vec<u8>>>,
     size: usize,
@@ -82,8 +75,7 @@ pub struct BufPool {
 }
 
 impl BufPool {
-    /// A pool without registered buffers (epoll backend, count 0, or registration failed);
-    /// [`BufPool::get`] hands out heap buffers of `size`.
+    /// A pool without registered buffers (epoll backend, count 0, or registration failed).
     pub fn disabled(size: usize) -> Self {
         Self::with(None, size)
     }
@@ -135,15 +127,6 @@ impl BufPool {
             }
         }
         buf
-    }
-
-    /// A registered buffer if one is free, else a heap buffer with the same capacity.
-    #[cfg(test)]
-    pub fn get(&self) -> PoolBuf {
-        match self.try_next() {
-            Some(b) => PoolBuf::Fixed(b),
-            None => PoolBuf::Heap(Vec::with_capacity(self.inner.size)),
-        }
     }
 
     /// How often a registered buffer was asked for while all were in use.
@@ -218,20 +201,19 @@ mod tests {
             assert_eq!(a.len(), 4096);
             assert_ne!(a.buf_index(), b.buf_index());
             assert!(pool.try_next().is_none());
-            assert!(matches!(pool.get(), PoolBuf::Heap(v) if v.capacity() == 4096));
+            assert!(pool.try_next().is_none());
             assert_eq!(pool.exhausted(), 2);
             assert_eq!(calls.get(), 2);
             drop(a);
-            assert!(matches!(pool.get(), PoolBuf::Fixed(_)));
+            assert!(pool.try_next().is_some());
         });
     }
 
     #[test]
-    fn disabled_pool_gives_heap_buffers() {
+    fn disabled_pool_gives_no_registered_buffers() {
         let pool = BufPool::disabled(1024);
         assert!(!pool.is_registered());
         assert!(pool.try_next().is_none());
-        assert!(matches!(pool.get(), PoolBuf::Heap(v) if v.capacity() == 1024));
         assert_eq!(pool.exhausted(), 0);
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures_util::future::Either;
 
 use super::accept::{Accepted, Stream};
-use super::bufpool::{BufPool, PoolBuf};
+use super::bufpool::BufPool;
 use super::driver::{self, WorkerShared};
 use super::io;
 use super::listener::ListenerProtocol;
@@ -66,21 +66,18 @@ fn serve_stream<E: Channel + 'static, H: Handler>(
     label: ListenerLabel,
     bufpool: &BufPool,
 ) -> impl Future<Output = ()> + 'static {
-    // A registered buffer for this connection's reads while the pool has one; the pool
-    // counts every fallback to a heap buffer (ringgate_buffer_pool_exhausted_total).
-    let read_buffer = || match bufpool.try_next() {
-        Some(b) => PoolBuf::Fixed(b),
-        None => PoolBuf::Heap(Vec::with_capacity(io::IDLE_READ_BYTES)),
-    };
+    // A registered buffer for this connection's reads while the pool has one (the pool counts
+    // every time it has none: ringgate_buffer_pool_exhausted_total); without one, reads wait
+    // for readiness and hold no buffer.
     match stream {
         Stream::UringTcp(s) => {
             let _ = s.set_nodelay(true);
-            let (r, w) = io::uring_halves(s, read_buffer(), bufpool.zerocopy());
+            let (r, w) = io::uring_halves(s, bufpool.try_next(), bufpool.zerocopy());
             Either::Left(Either::Left(driver::serve(engine, r, w, worker, label)))
         }
         Stream::UringUnix(s) => {
             // No zero-copy: the kernel refuses SEND_ZC on AF_UNIX (EOPNOTSUPP).
-            let (r, w) = io::uring_halves(s, read_buffer(), None);
+            let (r, w) = io::uring_halves(s, bufpool.try_next(), None);
             Either::Left(Either::Right(driver::serve(engine, r, w, worker, label)))
         }
         Stream::Tcp(s) => {

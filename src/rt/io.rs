@@ -5,9 +5,10 @@
 //! worker's threshold go through SEND_ZC until the kernel's copy report makes the connection
 //! fall back; whatever the zero-copy path did not send goes the usual way.
 //!
-//! What a waiting connection holds: on epoll, no buffer (it waits for readiness, then reads
-//! into a worker buffer it gives back at once); on io_uring, the small buffer of its pending
-//! read ([`IDLE_READ_BYTES`]) or, with registered buffers on, its registered buffer.
+//! What a waiting connection holds: no buffer on either backend. It waits for readiness
+//! (tokio's epoll, or a one-shot `IORING_OP_POLL_ADD` on the worker's ring), then reads into
+//! a worker buffer it gives back at once ([`super::readbuf`]). Only with registered buffers
+//! on does an io_uring connection wait in a ring read into its registered buffer.
 
 use std::io;
 use std::net::Shutdown;
@@ -19,29 +20,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::driver::{ReadHalf, WriteHalf};
 use tokio_uring::buf::fixed::FixedBuf;
 
-use super::bufpool::PoolBuf;
 use super::readbuf;
 use super::zerocopy::ZcConn;
 use crate::metrics::SendMode;
 
-/// Bytes of the buffer a new connection's io_uring reads wait with when registered buffers
-/// are off. The kernel owns it for as long as the connection is idle, so it starts small (a
-/// plain GET from nginx fits); a read that fills it doubles it, up to [`MAX_IDLE_READ_BYTES`].
-/// Bytes beyond it are read without it, straight into a worker buffer ([`super::readbuf`]).
-pub const IDLE_READ_BYTES: usize = 1024;
-
-/// The most an idle io_uring read buffer grows to: a batch of 16 multiplexed nginx-sized
-/// requests (about 11 KiB) then arrives in one ring read. With 4 KiB, every such batch took a
-/// ring read and a `recv(2)` for the rest (one extra system call per batch, counted with
-/// `perf stat -e syscalls:sys_enter_recvfrom`). Only a connection whose reads filled 8 KiB
-/// gets there; a fresh or a one-request-at-a-time one stays at 1-2 KiB.
-pub const MAX_IDLE_READ_BYTES: usize = 16 * 1024;
-
 /// An io_uring stream (TCP or Unix), shared by the read and the write half.
 pub trait UringStream: std::os::fd::AsRawFd + 'static {
-    /// Reads into `buf` from its start.
-    fn read(&self, buf: Vec<u8>)
-        -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)>;
     /// Reads into the registered buffer `buf` from its start.
     fn read_fixed(
         &self,
@@ -56,14 +40,6 @@ pub trait UringStream: std::os::fd::AsRawFd + 'static {
 macro_rules! uring_stream {
     ($ty:ty) => {
         impl UringStream for $ty {
-            // tokio-uring's futures as they are: a wrapping `async fn` would add a layer to
-            // the state every waiting connection holds.
-            fn read(
-                &self,
-                buf: Vec<u8>,
-            ) -> impl std::future::Future<Output = (io::Result<usize>, Vec<u8>)> {
-                <$ty>::read(self, buf)
-            }
             fn read_fixed(
                 &self,
                 buf: FixedBuf,
@@ -90,18 +66,23 @@ macro_rules! uring_stream {
 uring_stream!(tokio_uring::net::TcpStream);
 uring_stream!(tokio_uring::net::UnixStream);
 
-/// Both halves of an io_uring stream; pending reads wait with `buf` (registered or heap);
-/// with `zc`, large writes go zero-copy.
+/// Both halves of an io_uring stream; reads wait in a ring read into `fixed` when the
+/// connection has a registered buffer, else for readiness; with `zc`, large writes go
+/// zero-copy.
 pub fn uring_halves<S: UringStream>(
     stream: S,
-    buf: PoolBuf,
+    fixed: Option<FixedBuf>,
     zc: Option<ZcConn>,
 ) -> (UringRead<S>, UringWrite<S>) {
     let stream = Rc::new(stream);
+    let wait = match fixed {
+        Some(b) => ReadWait::Fixed(Some(b)),
+        None => ReadWait::Ready,
+    };
     (
         UringRead {
             stream: stream.clone(),
-            buf: Some(buf),
+            wait,
             borrowed: None,
             try_now: false,
         },
@@ -109,17 +90,26 @@ pub fn uring_halves<S: UringStream>(
     )
 }
 
+/// How an io_uring connection waits for its next bytes.
+enum ReadWait {
+    /// For readiness, through a ring poll: nothing held while waiting, the bytes then read
+    /// into a worker buffer. Measured against a ring read into a buffer of the connection's
+    /// own (the design before it): the same server CPU per request, and 1 KiB less per idle
+    /// connection (README, "Memory per idle connection").
+    Ready,
+    /// In a ring read into this registered buffer (`None` while the read is in flight).
+    Fixed(Option<FixedBuf>),
+}
+
 /// The read half of an io_uring stream.
 pub struct UringRead<S> {
     stream: Rc<S>,
-    /// `None` only while a read is in flight (the kernel owns the buffer then).
-    buf: Option<PoolBuf>,
-    /// A worker buffer holding the last read's bytes, when they were waiting already.
+    wait: ReadWait,
+    /// The worker buffer holding the last read's bytes (readiness reads).
     borrowed: Option<Vec<u8>>,
     /// Whether bytes are likely waiting already, so a non-blocking `recv(2)` is tried before
-    /// a ring read: the last read filled its whole buffer. Otherwise the socket was empty
-    /// after it, and a `recv(2)` now would most likely fail and cost a system call, so the
-    /// ring read goes first.
+    /// waiting: the last read filled the whole worker buffer. Otherwise the socket was empty
+    /// after it, and a `recv(2)` now would most likely fail and cost a system call.
     try_now: bool,
 }
 
@@ -133,48 +123,38 @@ pub struct UringWrite<S> {
 impl<S: UringStream> ReadHalf for UringRead<S> {
     async fn read(&mut self) -> io::Result<usize> {
         self.release();
-        let (result, buf) = match self.buf.take() {
-            Some(PoolBuf::Fixed(b)) => {
-                // Boxed: registered buffers are off by default, and the heap read's state
-                // is what every waiting connection holds.
-                let (r, b) = Box::pin(self.stream.read_fixed(b)).await;
-                (r, PoolBuf::Fixed(b))
+        if let ReadWait::Fixed(slot) = &mut self.wait {
+            let b = slot
+                .take()
+                .ok_or_else(|| io::Error::other("read after a cancelled read"))?;
+            // Boxed: registered buffers are off by default, and the readiness wait's state
+            // is what every waiting connection holds.
+            let (result, b) = Box::pin(self.stream.read_fixed(b)).await;
+            self.wait = ReadWait::Fixed(Some(b));
+            return result;
+        }
+        loop {
+            if !self.try_now {
+                readable(&self.stream).await?;
             }
-            Some(PoolBuf::Heap(mut b)) => {
-                if self.try_now {
-                    let mut worker = readbuf::take();
-                    if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
-                        // Less than a whole buffer: the socket is empty now.
-                        self.try_now = matches!(result, Ok(n) if n == worker.capacity());
-                        self.borrowed = Some(worker);
-                        self.buf = Some(PoolBuf::Heap(b));
-                        return result;
-                    }
-                    readbuf::give(worker);
-                }
-                b.clear();
-                let (r, mut b) = self.stream.read(b).await;
-                let filled = matches!(r, Ok(n) if n == b.capacity());
-                self.try_now = filled;
-                if filled && b.capacity() < MAX_IDLE_READ_BYTES {
-                    // The peer's requests are larger: read them whole next time. (The bytes
-                    // read stay in place; `reserve` keeps them.)
-                    b.reserve_exact(b.capacity());
-                }
-                (r, PoolBuf::Heap(b))
+            let mut worker = readbuf::take();
+            if let Some(result) = recv_now(self.stream.as_raw_fd(), &mut worker) {
+                // Less than a whole buffer: the socket is empty now.
+                self.try_now = matches!(result, Ok(n) if n == worker.capacity());
+                self.borrowed = Some(worker);
+                return result;
             }
-            None => return Err(io::Error::other("read after a cancelled read")),
-        };
-        self.buf = Some(buf);
-        result
+            // Readiness without bytes (or bytes taken already): wait again.
+            readbuf::give(worker);
+            self.try_now = false;
+        }
     }
 
     fn filled(&self, n: usize) -> &[u8] {
-        match (&self.borrowed, &self.buf) {
+        match (&self.borrowed, &self.wait) {
             (Some(b), _) => &b[..n],
-            (None, Some(PoolBuf::Fixed(b))) => &b[..n],
-            (None, Some(PoolBuf::Heap(b))) => &b[..n],
-            (None, None) => &[],
+            (None, ReadWait::Fixed(Some(b))) => &b[..n],
+            _ => &[],
         }
     }
 
@@ -183,6 +163,39 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
             readbuf::give(b);
         }
     }
+}
+
+/// What a one-shot `IORING_OP_POLL_ADD` completes with: the ready events, or an error.
+struct PollDone;
+
+impl tokio_uring::OneshotOutputTransform for PollDone {
+    type Output = io::Result<()>;
+    /// The stream, kept alive until the kernel completes the poll.
+    type StoredData = Rc<dyn std::any::Any>;
+
+    fn transform_oneshot_output(
+        self,
+        _stream: Self::StoredData,
+        cqe: io_uring::cqueue::Entry,
+    ) -> io::Result<()> {
+        match cqe.result() {
+            r if r < 0 => Err(io::Error::from_raw_os_error(-r)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Waits on the worker's ring until `stream` is readable (or hung up, or in error), holding
+/// no buffer. The operation owns a handle to the stream until the kernel completes it, so its
+/// descriptor cannot be closed (and reused by another connection) while the poll is queued or
+/// armed, even if this future is dropped first; the connection's shutdown completes it.
+async fn readable<S: UringStream>(stream: &Rc<S>) -> io::Result<()> {
+    let fd = io_uring::types::Fd(stream.as_raw_fd());
+    let sqe = io_uring::opcode::PollAdd::new(fd, libc::POLLIN as u32).build();
+    let stream: Rc<dyn std::any::Any> = stream.clone();
+    tokio_uring::UnsubmittedOneshot::new(stream, PollDone, sqe)
+        .submit()
+        .await
 }
 
 impl<S: UringStream> WriteHalf for UringWrite<S> {
