@@ -222,9 +222,8 @@ impl<S: UringStream> WriteHalf for UringWrite<S> {
 }
 
 /// One non-blocking `recv(2)` into `buf`'s spare capacity: `Some` with its result when the
-/// socket had bytes, an EOF or an error, `None` when it would block (then the caller arms an
-/// io_uring read). Data already waiting, as with a multiplexing or pipelining peer, then costs
-/// one system call instead of a submission and two wake-ups.
+/// socket had bytes, an EOF or an error, `None` when it would block (then the caller waits
+/// for readiness).
 fn recv_now(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: `spare` is writable memory owned by `buf` for the duration of the call, and
