@@ -4,10 +4,10 @@
 //!
 //! A request is an `http::Request<Body>` whose extensions carry a [`RequestInfo`]: the raw
 //! [`CgiVars`] (which also answer for the server and remote address and https), the FastCGI
-//! [`Role`] and, for the FILTER role, the [`FilterInfo`]; the FILTER role's DATA stream comes with the body
-//! ([`Body::take_filter_data`]); a handler that asks for it also gets a [`Peer`]. A response
-//! is an `http::Response<ResponseBody>` with a full or streaming `http-body` 1.x body.
-//! Handlers run one instance per core and may be `!Send`.
+//! [`Role`] and, for the FILTER role, the [`FilterInfo`]; the FILTER role's DATA stream comes
+//! with the body ([`Body::take_filter_data`]); a handler that asks for it also gets a
+//! [`Peer`]. A response is an `http::Response<ResponseBody>` with a full or streaming
+//! `http-body` 1.x body. Handlers run one instance per core and may be `!Send`.
 
 mod body;
 pub mod cgi_exec;
