@@ -415,10 +415,12 @@ pub fn encode_response_head(out: &mut BytesMut, status: StatusCode, headers: &He
     out.put_slice(reason.as_bytes());
     out.put_slice(b"\r\n");
     for (name, value) in headers {
-        if name.as_str() == "status" {
+        // Each name's text once: for a standard header it is a table lookup.
+        let name = name.as_str();
+        if name == "status" {
             continue;
         }
-        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(name.as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
