@@ -62,6 +62,7 @@ impl Default for BufPoolConfig {
 
 struct Inner {
     pool: Option<FixedBufPool<Vec<u8>>>,
+    /// Bytes per registered buffer (0 without a pool).
     size: usize,
     exhausted: Cell<u64>,
     on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
@@ -76,8 +77,8 @@ pub struct BufPool {
 
 impl BufPool {
     /// A pool without registered buffers (epoll backend, count 0, or registration failed).
-    pub fn disabled(size: usize) -> Self {
-        Self::with(None, size)
+    pub fn disabled() -> Self {
+        Self::with(None, 0)
     }
 
     fn with(pool: Option<FixedBufPool<Vec<u8>>>, size: usize) -> Self {
@@ -97,7 +98,7 @@ impl BufPool {
     /// disabled and the error is returned beside it.
     pub fn register(cfg: BufPoolConfig) -> (Self, Option<io::Error>) {
         if cfg.count == 0 || cfg.size == 0 {
-            return (Self::disabled(cfg.size), None);
+            return (Self::disabled(), None);
         }
         let count = cfg.count.min(MAX_BUFFER_COUNT);
         let size = cfg.size.min(MAX_BUFFER_SIZE);
@@ -106,7 +107,7 @@ impl BufPool {
         let pool = FixedBufPool::new((0..count).map(|_| vec![0u8; size]));
         match pool.register() {
             Ok(()) => (Self::with(Some(pool), size), None),
-            Err(e) => (Self::disabled(size), Some(e)),
+            Err(e) => (Self::disabled(), Some(e)),
         }
     }
 
@@ -211,7 +212,7 @@ mod tests {
 
     #[test]
     fn disabled_pool_gives_no_registered_buffers() {
-        let pool = BufPool::disabled(1024);
+        let pool = BufPool::disabled();
         assert!(!pool.is_registered());
         assert!(pool.try_next().is_none());
         assert_eq!(pool.exhausted(), 0);

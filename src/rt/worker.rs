@@ -301,12 +301,12 @@ fn run_worker<F, Fut>(
                         worker = index,
                         count = buffers.count,
                         size = buffers.size,
-                        "registered buffers unavailable, using heap buffers: {e}"
+                        "registered buffers unavailable, reads wait for readiness instead: {e}"
                     );
                 }
                 pool
             }
-            Backend::Epoll => BufPool::disabled(buffers.size),
+            Backend::Epoll => BufPool::disabled(),
         };
         let mut acceptors = Vec::with_capacity(listeners.len());
         for wl in listeners {
