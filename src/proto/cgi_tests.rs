@@ -24,28 +24,30 @@ fn uri_of(list: &[(&str, &str)]) -> String {
     req(&l).unwrap().uri.to_string()
 }
 
+/// What nginx sends for `GET /index.php?a=1` over HTTPS.
+const NGINX_GET: &[(&str, &str)] = &[
+    ("QUERY_STRING", "a=1"),
+    ("REQUEST_METHOD", "GET"),
+    ("CONTENT_TYPE", ""),
+    ("CONTENT_LENGTH", ""),
+    ("SCRIPT_NAME", "/index.php"),
+    ("REQUEST_URI", "/index.php?a=1"),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ("HTTPS", "on"),
+    ("REMOTE_ADDR", "192.0.2.7"),
+    ("REMOTE_PORT", "51234"),
+    ("SERVER_ADDR", "::1"),
+    ("SERVER_PORT", "443"),
+    ("SERVER_NAME", "example.org"),
+    ("HTTP_HOST", "example.org"),
+    ("HTTP_USER_AGENT", "curl/8"),
+    ("HTTP_X_FORWARDED_FOR", "a"),
+    ("HTTP_X_FORWARDED_FOR", "b"),
+];
+
 #[test]
 fn nginx_get_request() {
-    let h = req(&[
-        ("QUERY_STRING", "a=1"),
-        ("REQUEST_METHOD", "GET"),
-        ("CONTENT_TYPE", ""),
-        ("CONTENT_LENGTH", ""),
-        ("SCRIPT_NAME", "/index.php"),
-        ("REQUEST_URI", "/index.php?a=1"),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("HTTPS", "on"),
-        ("REMOTE_ADDR", "192.0.2.7"),
-        ("REMOTE_PORT", "51234"),
-        ("SERVER_ADDR", "::1"),
-        ("SERVER_PORT", "443"),
-        ("SERVER_NAME", "example.org"),
-        ("HTTP_HOST", "example.org"),
-        ("HTTP_USER_AGENT", "curl/8"),
-        ("HTTP_X_FORWARDED_FOR", "a"),
-        ("HTTP_X_FORWARDED_FOR", "b"),
-    ])
-    .unwrap();
+    let h = req(NGINX_GET).unwrap();
     assert_eq!(h.method, Method::GET);
     assert_eq!(h.uri, "/index.php?a=1");
     assert_eq!(h.version, Version::HTTP_11);
@@ -259,17 +261,17 @@ fn https_and_addresses() {
         assert_eq!(vars(&[("HTTPS", v)]).secure(), secure, "{v:?}");
     }
     assert!(!vars(&[]).secure());
-    let v = vars(&[
-        ("HTTPS", "on"),
-        ("REMOTE_ADDR", "192.0.2.7"),
-        ("REMOTE_PORT", "51234"),
-        ("SERVER_ADDR", "::1"),
-        ("SERVER_PORT", "443"),
-        ("SERVER_NAME", "example.org"),
-        // The first of each name counts.
-        ("REMOTE_ADDR", "192.0.2.8"),
-        ("SERVER_NAME", "other.example"),
-    ]);
+    // The first of each name counts.
+    let v = vars(
+        &[
+            NGINX_GET,
+            &[
+                ("REMOTE_ADDR", "192.0.2.8"),
+                ("SERVER_NAME", "other.example"),
+            ],
+        ]
+        .concat(),
+    );
     assert!(v.secure());
     assert_eq!(v.server_name(), Some("example.org"));
     assert_eq!(v.server_addr(), Some("::1".parse().unwrap()));
