@@ -162,6 +162,27 @@ fn huge_declared_length_is_refused_before_buffering() {
 }
 
 #[test]
+fn an_unbounded_limit_is_clamped_to_the_largest_block() {
+    // Spans hold 32-bit offsets: a limit past 4 GiB counts as 4 GiB (2^32 - 1 bytes). With
+    // 8 length bytes and a name of 2^31 - 1, a value of 2^31 - 8 ends the pair exactly there
+    // (declared, not yet sent: accepted), one byte more is refused before anything is
+    // buffered.
+    let mut d = ParamsDecoder::new(usize::MAX, 10);
+    assert_eq!(
+        d.push(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf8]),
+        Ok(())
+    );
+    let mut d = ParamsDecoder::new(usize::MAX, 10);
+    assert_eq!(
+        d.push(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf9]),
+        Err(ParamsError::TooLarge {
+            limit: u32::MAX as usize
+        })
+    );
+    assert!(matches!(d.stream, Stream::Empty));
+}
+
+#[test]
 fn declared_lengths_exactly_filling_the_budget_pass() {
     // 1 + 1 + 10 + 20 = 32 bytes.
     let wire = pairs(&[(&[b'n'; 10], &[b'v'; 20])]);
