@@ -364,6 +364,13 @@ impl<F: HandlerFactory> PerWorker<F> {
             {
                 tracing::warn!(worker = index, "zero-copy sends unavailable: {e}");
             }
+            let m = metrics.clone();
+            if let Err(e) = ctx
+                .bufpool
+                .enable_receives(s.receives, move || m.recv_buffers_exhausted())
+            {
+                tracing::warn!(worker = index, "multishot receives unavailable: {e}");
+            }
         }
         ctx.bufpool
             .set_on_exhausted(move || metrics.buffer_pool_exhausted());

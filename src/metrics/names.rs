@@ -149,6 +149,10 @@ metric_names! {
     /// Times a registered-buffer pool had no free buffer. No labels.
     BUFFER_POOL_EXHAUSTED_TOTAL = "ringgate_buffer_pool_exhausted_total", Counter, [],
         "Times a registered buffer pool had no free buffer.";
+    /// Multishot receives that ended because the worker's provided-buffer ring had no free
+    /// buffer (the connection then read plainly). No labels.
+    RECV_BUFFERS_EXHAUSTED_TOTAL = "ringgate_recv_buffers_exhausted_total", Counter, [],
+        "Multishot receives ended for want of a free provided buffer.";
     /// Occupied slab entries. Labels: `worker` (thread index), `kind` (`requests`,
     /// `connections`).
     SLAB_ENTRIES = "ringgate_slab_entries", Gauge, ["worker", "kind"],

@@ -253,6 +253,7 @@ fn connections_bytes_sends_and_slabs() {
         m.send(SendMode::Epoll);
         m.zerocopy_copied();
         m.buffer_pool_exhausted();
+        m.recv_buffers_exhausted();
         m.set_slab(SlabKind::Requests, 10, 1024);
         m.set_slab(SlabKind::Requests, 12, 1024);
         m.set_slab(SlabKind::Connections, 3, 4096);
@@ -276,6 +277,7 @@ fn connections_bytes_sends_and_slabs() {
             r#"ringgate_sends_total{mode="epoll"} 2"#,
             "ringgate_zerocopy_copied_total 1",
             "ringgate_buffer_pool_exhausted_total 1",
+            "ringgate_recv_buffers_exhausted_total 1",
             r#"ringgate_slab_entries{worker="3",kind="requests"} 12"#,
             r#"ringgate_slab_capacity{worker="3",kind="requests"} 1024"#,
             r#"ringgate_slab_entries{worker="3",kind="connections"} 3"#,

@@ -63,6 +63,7 @@ pub struct WorkerMetrics {
     sends: [Counter; SendMode::ALL.len()],
     zerocopy_copied: Counter,
     buffer_pool_exhausted: Counter,
+    recv_buffers_exhausted: Counter,
     slab_entries: [Gauge; SlabKind::ALL.len()],
     slab_capacity: [Gauge; SlabKind::ALL.len()],
 }
@@ -129,6 +130,7 @@ impl WorkerMetrics {
             sends: SendMode::ALL.map(|m| counter!(SENDS_TOTAL, "mode" => m.as_str())),
             zerocopy_copied: counter!(ZEROCOPY_COPIED_TOTAL),
             buffer_pool_exhausted: counter!(BUFFER_POOL_EXHAUSTED_TOTAL),
+            recv_buffers_exhausted: counter!(RECV_BUFFERS_EXHAUSTED_TOTAL),
             slab_entries: slab(SLAB_ENTRIES),
             slab_capacity: slab(SLAB_CAPACITY),
         }
@@ -164,6 +166,7 @@ impl WorkerMetrics {
             sends: [const { Counter::noop() }; SendMode::ALL.len()],
             zerocopy_copied: Counter::noop(),
             buffer_pool_exhausted: Counter::noop(),
+            recv_buffers_exhausted: Counter::noop(),
             slab_entries: [const { Gauge::noop() }; SlabKind::ALL.len()],
             slab_capacity: [const { Gauge::noop() }; SlabKind::ALL.len()],
         }
@@ -261,6 +264,12 @@ impl WorkerMetrics {
     #[inline]
     pub fn buffer_pool_exhausted(&self) {
         self.buffer_pool_exhausted.increment(1);
+    }
+
+    /// A multishot receive ended for want of a free provided buffer.
+    #[inline]
+    pub fn recv_buffers_exhausted(&self) {
+        self.recv_buffers_exhausted.increment(1);
     }
 
     /// The `kind` slab of this worker now holds `entries` out of `capacity`.

@@ -26,6 +26,7 @@ use std::rc::Rc;
 
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
 
+use super::recv_ring::{RecvConfig, RecvRing, RingRecv};
 use super::zerocopy::{ZcConn, ZcPolicy, ZcRing};
 
 /// Default number of registered buffers per worker: none. Registered buffers showed no
@@ -67,6 +68,7 @@ struct Inner {
     exhausted: Cell<u64>,
     on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
     zerocopy: RefCell<Option<(ZcRing, ZcPolicy)>>,
+    receives: RefCell<Option<RecvRing>>,
 }
 
 /// A worker's registered-buffer pool (cheap to clone; `!Send`, like the worker).
@@ -89,6 +91,7 @@ impl BufPool {
                 exhausted: Cell::new(0),
                 on_exhausted: RefCell::new(None),
                 zerocopy: RefCell::new(None),
+                receives: RefCell::new(None),
             }),
         }
     }
@@ -162,6 +165,30 @@ impl BufPool {
         Some(ZcConn::new(ring.clone(), *policy))
     }
 
+    /// Turns multishot receives on for this worker's connections (nothing to do when `cfg`
+    /// turns them off): builds the worker's receive ring, which calls `on_exhausted` each
+    /// time a receive finds no free buffer. Must run inside the worker's io_uring runtime.
+    /// On failure (no provided-buffer rings in this kernel) reads wait for readiness and the
+    /// error is returned.
+    pub fn enable_receives(
+        &self,
+        cfg: RecvConfig,
+        on_exhausted: impl Fn() + 'static,
+    ) -> io::Result<()> {
+        if !cfg.enabled() {
+            return Ok(());
+        }
+        let ring = RecvRing::new(cfg)?;
+        ring.set_on_exhausted(on_exhausted);
+        *self.inner.receives.borrow_mut() = Some(ring);
+        Ok(())
+    }
+
+    /// A new connection's receive state on the worker's receive ring, when it has one.
+    pub fn receiver(&self) -> Option<RingRecv> {
+        Some(self.inner.receives.borrow().as_ref()?.connection())
+    }
+
     /// Call `f` each time the registered pool is found empty (for a metric counter).
     pub fn set_on_exhausted(&self, f: impl Fn() + 'static) {
         *self.inner.on_exhausted.borrow_mut() = Some(Box::new(f));
@@ -175,6 +202,7 @@ impl fmt::Debug for BufPool {
             .field("size", &self.inner.size)
             .field("exhausted", &self.inner.exhausted.get())
             .field("zerocopy", &self.inner.zerocopy.borrow())
+            .field("receives", &self.inner.receives.borrow())
             .finish()
     }
 }

@@ -66,22 +66,25 @@ fn serve_stream<E: Channel + 'static, H: Handler>(
     label: ListenerLabel,
     bufpool: &BufPool,
 ) -> impl Future<Output = ()> + 'static {
-    // A registered buffer for this connection's reads while the pool has one (the pool counts
-    // every time it has none: ringgate_buffer_pool_exhausted_total); without one, reads wait
-    // for readiness and hold no buffer.
+    // TCP_NODELAY is set already (`Acceptor::accept`). A registered buffer for this
+    // connection's reads while the pool has one (the pool counts every time it has none:
+    // ringgate_buffer_pool_exhausted_total); without one, a multishot receive on the worker's
+    // receive ring, or else reads that wait for readiness; neither holds a buffer.
     match stream {
         Stream::UringTcp(s) => {
-            let _ = s.set_nodelay(true);
-            let (r, w) = io::uring_halves(s, bufpool.try_next(), bufpool.zerocopy());
+            let fixed = bufpool.try_next();
+            let ring = fixed.is_none().then(|| bufpool.receiver()).flatten();
+            let (r, w) = io::uring_halves(s, fixed, ring, bufpool.zerocopy());
             Either::Left(Either::Left(driver::serve(engine, r, w, worker, label)))
         }
         Stream::UringUnix(s) => {
             // No zero-copy: the kernel refuses SEND_ZC on AF_UNIX (EOPNOTSUPP).
-            let (r, w) = io::uring_halves(s, bufpool.try_next(), None);
+            let fixed = bufpool.try_next();
+            let ring = fixed.is_none().then(|| bufpool.receiver()).flatten();
+            let (r, w) = io::uring_halves(s, fixed, ring, None);
             Either::Left(Either::Right(driver::serve(engine, r, w, worker, label)))
         }
         Stream::Tcp(s) => {
-            let _ = s.set_nodelay(true);
             let (r, w) = io::epoll_tcp_halves(s);
             Either::Right(Either::Left(driver::serve(engine, r, w, worker, label)))
         }

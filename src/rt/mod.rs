@@ -1,6 +1,6 @@
 //! The thread-per-core servers: listeners (TCP, Unix, inherited from systemd), one
 //! tokio-uring runtime per worker thread (or a plain tokio runtime where io_uring is
-//! unavailable), the registered-buffer pool, the send paths (plain, registered-buffer and
+//! unavailable), the registered-buffer pool, the multishot receive ring, the send paths (plain, registered-buffer and
 //! zero-copy), service-manager notification and graceful shutdown.
 //!
 //! Internal to the crate: applications reach it through [`crate::Server`]. Never parses a
@@ -21,6 +21,9 @@ pub mod io;
 pub mod listener;
 pub mod notify;
 pub mod readbuf;
+pub mod recv_ring;
+#[cfg(test)]
+mod recv_ring_tests;
 mod request_slots;
 pub mod send;
 #[cfg(test)]

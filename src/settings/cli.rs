@@ -187,6 +187,15 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", help_heading = "Buffers")]
     pub buffers_size: Option<ByteSize>,
 
+    /// Provided buffers per worker for io_uring multishot receives (rounded up to a power of
+    /// two); 0 turns them off (reads wait for readiness). config: [receives] buffers
+    #[arg(long, value_name = "N", help_heading = "Receives")]
+    pub recv_buffers: Option<usize>,
+
+    /// Size of each provided receive buffer. config: [receives] buffer_size
+    #[arg(long, value_name = "SIZE", help_heading = "Receives")]
+    pub recv_buffer_size: Option<ByteSize>,
+
     /// Send output chunks of at least SIZE zero-copy (io_uring SEND_ZC, TCP only); 0 turns
     /// it off. config: [sends] zerocopy_threshold
     #[arg(long, value_name = "SIZE", help_heading = "Sends")]
@@ -297,6 +306,8 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
         ("drain_linger", time(t.drain_linger)),
         ("buffers_count", d.buffers.count.to_string()),
         ("buffers_size", size(d.buffers.size)),
+        ("recv_buffers", d.receives.buffers.to_string()),
+        ("recv_buffer_size", size(d.receives.buffer_size)),
         ("zerocopy_threshold", size(d.sends.zerocopy_threshold)),
         (
             "zerocopy_fallback_after",
@@ -474,6 +485,8 @@ impl Cli {
         set(&mut t.drain_linger, self.drain_linger);
         set(&mut s.buffers.count, self.buffers_count);
         set(&mut s.buffers.size, bytes(self.buffers_size));
+        set(&mut s.receives.buffers, self.recv_buffers);
+        set(&mut s.receives.buffer_size, bytes(self.recv_buffer_size));
         set(
             &mut s.sends.zerocopy_threshold,
             bytes(self.zerocopy_threshold),

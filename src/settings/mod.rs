@@ -21,6 +21,8 @@
 //! params = "10s"         # humantime: "500ms", "30s", "2m"
 //! [buffers]
 //! count = 0              # registered buffers per worker (off by default)
+//! [receives]
+//! buffers = 64           # provided buffers per worker for multishot receives (0: off)
 //! [sends]
 //! zerocopy_threshold = 0 # SEND_ZC for output chunks this large (0: off, the default)
 //! [[cgi]]                # CGI scripts (repeatable): the binary runs the executor
@@ -44,11 +46,13 @@ pub use crate::channel::{Limits, Timeouts};
 pub use crate::rt::backend::IoMode;
 pub use crate::rt::bufpool::BufPoolConfig as Buffers;
 pub use crate::rt::listener::ListenAddr;
+pub use crate::rt::recv_ring::RecvConfig as Receives;
 pub use cli::Cli;
 pub use units::{ByteSize, FileMode};
 
 use crate::rt::bufpool;
 use crate::rt::listener::{ListenerProtocol, ListenerSpec};
+use crate::rt::recv_ring;
 use crate::rt::zerocopy::{self, ZcPolicy};
 
 /// FastCGI listener used when no listener is configured (nor inherited from systemd).
@@ -92,6 +96,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// `[buffers]`: registered io_uring buffers per worker.
     pub buffers: Buffers,
+    /// `[receives]`: multishot receives into provided buffers (io_uring backend).
+    pub receives: Receives,
     /// `[sends]`: zero-copy sends (io_uring backend, TCP connections).
     pub sends: Sends,
     /// `[[cgi]]`: roots of CGI scripts. When there is any, the `ringgate` binary serves the
@@ -114,6 +120,7 @@ impl Default for Settings {
                 count: bufpool::DEFAULT_BUFFER_COUNT,
                 size: bufpool::DEFAULT_BUFFER_SIZE,
             },
+            receives: Receives::default(),
             sends: Sends::default(),
             cgi: Vec::new(),
         }
@@ -388,6 +395,21 @@ impl Settings {
             return bad(format!(
                 "[buffers] size = {}: must be between 1 byte and 1GiB",
                 self.buffers.size
+            ));
+        }
+        let r = &self.receives;
+        if r.buffers > recv_ring::MAX_RECV_BUFFERS {
+            return bad(format!(
+                "[receives] buffers = {}: at most {} per worker",
+                r.buffers,
+                recv_ring::MAX_RECV_BUFFERS
+            ));
+        }
+        if r.buffers > 0 && (r.buffer_size == 0 || r.buffer_size > recv_ring::MAX_RECV_BUFFER_SIZE)
+        {
+            return bad(format!(
+                "[receives] buffer_size = {}: must be between 1 byte and 1GiB",
+                r.buffer_size
             ));
         }
         for root in &self.cgi {

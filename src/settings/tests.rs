@@ -52,6 +52,9 @@ const FULL: &str = r#"
     [buffers]
     count = 16
     size = "16KiB"
+    [receives]
+    buffers = 256
+    buffer_size = "4KiB"
 "#;
 
 #[test]
@@ -112,6 +115,13 @@ fn every_file_key_is_read() {
             size: 16 * 1024
         }
     );
+    assert_eq!(
+        c.receives,
+        Receives {
+            buffers: 256,
+            buffer_size: 4096
+        }
+    );
 }
 
 #[test]
@@ -134,6 +144,8 @@ fn command_line_overrides_file() {
             "1m",
             "--buffers-count",
             "0",
+            "--recv-buffers",
+            "0",
             "--socket-mode",
             "600",
         ],
@@ -154,6 +166,8 @@ fn command_line_overrides_file() {
     assert_eq!(c.timeouts.drain, Duration::from_secs(60));
     assert_eq!(c.timeouts.params, Duration::from_secs(1), "file value kept");
     assert_eq!(c.buffers.count, 0);
+    assert!(!c.receives.enabled());
+    assert_eq!(c.receives.buffer_size, 4096, "file value kept");
     assert_eq!(c.listeners.socket_mode, Some(FileMode(0o600)));
     let c = cfg(&["--no-pin", "--metrics", "0.0.0.0:1"], "pin = true").unwrap();
     assert!(!c.pin);
@@ -189,6 +203,8 @@ fn bad_values_give_clear_errors() {
     assert!(invalid(&[], "[limits]\nmax_headers = 0").contains("max_headers"));
     assert!(invalid(&[], "[timeouts]\nwrite = \"0s\"").contains("write"));
     assert!(invalid(&[], "[buffers]\ncount = 5000").contains("at most 1024"));
+    assert!(invalid(&[], "[receives]\nbuffers = 40000").contains("at most 32768"));
+    assert!(invalid(&[], "[receives]\nbuffer_size = 0").contains("buffer_size"));
 
     assert!(Cli::try_parse_from(["ringgate", "--io", "fast"]).is_err());
     assert!(Cli::try_parse_from(["ringgate", "--fastcgi", "nowhere"]).is_err());
@@ -205,6 +221,11 @@ fn edges_of_ranges() {
     assert!(cfg(&[], "[buffers]\ncount = 1025").is_err());
     assert!(cfg(&[], "[buffers]\ncount = 1\nsize = \"1GiB\"").is_ok());
     assert!(cfg(&[], "[buffers]\ncount = 1\nsize = 1073741825").is_err());
+    assert!(cfg(&[], "[receives]\nbuffers = 32768").is_ok());
+    assert!(cfg(&[], "[receives]\nbuffers = 32769").is_err());
+    assert!(cfg(&[], "[receives]\nbuffer_size = \"1GiB\"").is_ok());
+    assert!(cfg(&[], "[receives]\nbuffer_size = 1073741825").is_err());
+    assert!(cfg(&[], "[receives]\nbuffers = 0\nbuffer_size = 0").is_ok());
     assert_eq!("0".parse::<ByteSize>().unwrap(), ByteSize(0));
     assert!(format!("{}GiB", usize::MAX).parse::<ByteSize>().is_err());
 }
@@ -251,6 +272,8 @@ fn help_mentions_every_file_key() {
         "drain",
         "[buffers] count",
         "[buffers] size",
+        "[receives] buffers",
+        "[receives] buffer_size",
     ] {
         assert!(help.contains(key), "--help does not mention {key}");
     }
