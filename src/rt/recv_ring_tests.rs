@@ -304,3 +304,29 @@ fn a_worker_stops_promptly_with_receives_armed() {
     );
     drop(peers);
 }
+
+#[test]
+fn a_non_blocking_socket_receives_too() {
+    let rt = WorkerRuntime::uring().expect("io_uring");
+    rt.block_on(async {
+        // The acceptors hand io_uring blocking sockets; a non-blocking one must still wait
+        // in its receive rather than end it with EAGAIN.
+        let ring = ring(4, 1024);
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let ours = tokio_uring::net::UnixStream::from_std(ours);
+        let (mut r, _w) = uring_halves(ours, None, Some(ring.connection()), None);
+        let data = pattern(20_000, 5);
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            peer.write_all(&sent)
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), read_to_end(&mut r))
+            .await
+            .expect("the read never finished")
+            .unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(got == data);
+    });
+}
