@@ -1,7 +1,8 @@
 //! Hostile clients against the real `ringgate` binary, on both backends: aborts and resets
 //! racing the end of requests, pipeliners that never read the replies the server writes
 //! itself, slowloris, stalled readers, descriptor exhaustion with a scrape, and a drain with
-//! requests on their way. Each attack ends with the same checks: the in-flight gauge is back
+//! requests on their way, and (io_uring) more connections receiving at once than the worker's
+//! receive ring has buffers. Each attack ends with the same checks: the in-flight gauge is back
 //! at 0, memory stayed under a stated bound, and `/hello` is still answered.
 
 #[macro_use]
@@ -335,6 +336,46 @@ both_backends!(
     drain_answers_requests_already_sent,
     descriptor_exhaustion_with_a_scrape,
 );
+
+/// A receive ring of one 1 KiB buffer under 16 connections that upload at once: receives
+/// that find no free buffer fall back to plain reads (counted), and every byte still arrives.
+#[test]
+fn an_exhausted_receive_ring_loses_nothing() {
+    let server = Server::start(
+        "uring",
+        &[
+            "--workers",
+            "1",
+            "--recv-buffers",
+            "1",
+            "--recv-buffer-size",
+            "1KiB",
+        ],
+    );
+    let port = server.fastcgi;
+    let clients: Vec<_> = (0..16u64)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                let mut c = FcgiConn::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+                for i in 0..20u16 {
+                    let body = noise(10_000 + usize::from(i) * 37, seed * 100 + u64::from(i));
+                    let r = c.call(i + 1, true, "POST", "/echo", &body);
+                    assert!(r.complete(), "{r:?}");
+                    assert_eq!(r.http(), (200, body), "client {seed}, request {i}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let text = server.scrape();
+    assert!(
+        metric(&text, "ringgate_recv_buffers_exhausted_total") > 0.0,
+        "one buffer for 16 uploading connections was never short:\n{text}"
+    );
+    assert_recovered(&server);
+}
 
 /// With descriptors exhausted by idle FastCGI connections, a scrape must not make the metrics
 /// thread (or a worker's accept loop) spin or flood the log; once descriptors are free again,
