@@ -163,7 +163,7 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
         if let ReadWait::Ring(ring) = &mut self.wait {
             let fd = self.stream.as_raw_fd();
             loop {
-                match std::future::poll_fn(|cx| ring.poll_recv(cx, fd)).await? {
+                match std::future::poll_fn(|cx| ring.poll_recv(cx, &self.stream)).await? {
                     Received::Bytes(n) => return Ok(n),
                     Received::Starved => {
                         // No free buffer in the ring: take what the socket holds plainly;

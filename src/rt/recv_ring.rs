@@ -8,8 +8,11 @@
 //! bytes arrive, the kernel picks a free buffer from the ring, copies them in and posts a
 //! completion naming the buffer; the reaper queues it on the connection and wakes it. The
 //! connection hands the bytes to its engine and gives the buffer back to the ring. So a
-//! request costs no `recv(2)` and no re-arming: the receive is a system call only when the
-//! socket was armed (once per connection) or when the path below falls back.
+//! request costs no `recv(2)` and no re-arming. Arming is not a system call of its own
+//! either: a connection queues its receive and wakes the reaper, which submits every receive
+//! queued since its last pass in the same `io_uring_enter` that runs the ring's pending work
+//! (a queued receive holds its socket open until then, so its descriptor cannot be reused
+//! under it).
 //!
 //! Why a ring of its own: tokio-uring 0.5 takes single-completion operations only (its
 //! custom-operation API completes on the first completion and forgets the rest), and a
@@ -33,12 +36,14 @@
 //! completion. The buffer memory lives as long as the ring; dropping the ring cancels every
 //! receive and leaks the memory if the kernel has not confirmed them all.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -237,6 +242,10 @@ struct Slot {
 struct Inner {
     /// The ring's eventfd, in the worker's reactor.
     reactor: AsyncFd<OwnedFd>,
+    /// The sockets of receives queued and not yet submitted, kept open until they are.
+    unsubmitted: RefCell<Vec<Rc<dyn Any>>>,
+    /// The reaper, to be woken when a receive is queued.
+    reaper: RefCell<Option<Waker>>,
     ring: RefCell<IoUring>,
     slots: RefCell<Slab<Slot>>,
     // Dropped after `ring` (or leaked): the kernel may fill buffers until the ring is gone.
@@ -251,7 +260,7 @@ struct Inner {
 /// worker's runtime: it registers with the reactor and spawns its reaper task there.
 #[derive(Clone)]
 pub struct RecvRing {
-    inner: std::rc::Rc<Inner>,
+    inner: Rc<Inner>,
 }
 
 impl fmt::Debug for RecvRing {
@@ -310,8 +319,10 @@ impl RecvRing {
         // SAFETY: the `AsyncFd` owns the descriptor and closes it only after deregistering it.
         let reactor =
             unsafe { AsyncFd::register_with_interest(efd, tokio::io::Interest::READABLE) }?;
-        let inner = std::rc::Rc::new(Inner {
+        let inner = Rc::new(Inner {
             reactor,
+            unsubmitted: RefCell::new(Vec::new()),
+            reaper: RefCell::new(None),
             ring: RefCell::new(ring),
             slots: RefCell::new(Slab::new()),
             bufs: std::mem::ManuallyDrop::new(bufs),
@@ -371,7 +382,7 @@ pub enum Received {
 
 /// One connection's receives on the worker's ring.
 pub struct RingRecv {
-    ring: std::rc::Rc<Inner>,
+    ring: Rc<Inner>,
     key: usize,
     /// The buffer (id, bytes) whose bytes the caller reads now.
     borrowed: Option<(u16, u32)>,
@@ -380,9 +391,13 @@ pub struct RingRecv {
 }
 
 impl RingRecv {
-    /// The next received bytes on `fd` (this connection's socket, open for as long as this
-    /// call may arm a receive on it), waiting for them.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>, fd: RawFd) -> Poll<io::Result<Received>> {
+    /// The next received bytes on `socket` (this connection's), waiting for them. Arming a
+    /// receive keeps a handle to `socket` until the receive is submitted.
+    pub fn poll_recv<S: AsRawFd + 'static>(
+        &mut self,
+        cx: &mut Context<'_>,
+        socket: &Rc<S>,
+    ) -> Poll<io::Result<Received>> {
         self.release();
         let mut slots = self.ring.slots.borrow_mut();
         let slot = &mut slots[self.key];
@@ -401,11 +416,16 @@ impl RingRecv {
             return Poll::Ready(Ok(Received::Starved));
         }
         if !slot.armed {
-            let entry = opcode::RecvMulti::new(types::Fd(fd), GROUP)
+            let entry = opcode::RecvMulti::new(types::Fd(socket.as_raw_fd()), GROUP)
                 .build()
                 .user_data(self.key as u64);
-            if let Err(e) = self.ring.push_and_submit(&entry) {
+            if let Err(e) = self.ring.push(&entry) {
                 return Poll::Ready(Err(e));
+            }
+            let socket: Rc<dyn Any> = socket.clone();
+            self.ring.unsubmitted.borrow_mut().push(socket);
+            if let Some(w) = self.ring.reaper.borrow_mut().take() {
+                w.wake();
             }
             slot.armed = true;
         }
@@ -465,22 +485,41 @@ impl Inner {
         self.bufs.give(bid);
     }
 
-    /// Pushes `entry` and submits it at once (the kernel resolves its descriptor now, while
-    /// the caller holds the socket).
-    fn push_and_submit(&self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+    /// Queues `entry` for the next entry into the ring (entering first if the queue is
+    /// full).
+    fn push(&self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
         let mut ring = self.ring.borrow_mut();
         // SAFETY: receives read buffers from the provided ring only, which lives as long as
         // the ring; cancellations read no memory.
-        if unsafe { ring.submission().push(entry) }.is_err() {
-            // Entries a failed submit left behind: flush them, then retry once.
-            ring.submit()?;
-            // SAFETY: as above.
-            unsafe { ring.submission().push(entry) }
-                .map_err(|_| io::Error::other("receive ring: submission queue full"))?;
+        if unsafe { ring.submission().push(entry) }.is_ok() {
+            return Ok(());
         }
-        // An error here (EAGAIN, EBUSY) leaves the entry queued: the next submit flushes it.
-        let _ = ring.submit();
-        Ok(())
+        self.enter(&mut ring, false);
+        // SAFETY: as above.
+        let pushed = unsafe { ring.submission().push(entry) };
+        pushed.map_err(|_| io::Error::other("receive ring: submission queue full"))
+    }
+
+    /// Enters the ring: submits what is queued and, with `work`, runs the ring's pending
+    /// work (with `IORING_SETUP_DEFER_TASKRUN` the kernel copies received bytes and posts
+    /// their completions only then). The sockets of the submitted receives are let go: the
+    /// kernel holds its own reference to each from now on.
+    fn enter(&self, ring: &mut IoUring, work: bool) {
+        let queued = ring.submission().len() as u32;
+        if queued == 0 && !work {
+            return;
+        }
+        let flags = if work { ENTER_GETEVENTS } else { 0 };
+        // SAFETY: no argument; the queued entries read only memory the ring owns.
+        let _ = unsafe {
+            ring.submitter()
+                .enter::<libc::sigset_t>(queued, 0, flags, None)
+        };
+        // An error (EAGAIN, EBUSY) leaves entries queued, with their sockets kept, for the
+        // next entry.
+        if ring.submission().is_empty() {
+            self.unsubmitted.borrow_mut().clear();
+        }
     }
 
     /// Cancels the receive of slot `key` (its final completion frees or re-arms the slot).
@@ -488,7 +527,11 @@ impl Inner {
         let entry = opcode::AsyncCancel::new(key as u64)
             .build()
             .user_data(CANCEL_TAG);
-        let _ = self.push_and_submit(&entry);
+        if self.push(&entry).is_ok() {
+            // At once: the receive must stop filling buffers for a connection that is gone
+            // or not reading.
+            self.enter(&mut self.ring.borrow_mut(), false);
+        }
     }
 
     /// Takes every completion: queues received buffers on their connections, notes how
@@ -499,7 +542,10 @@ impl Inner {
         let mut cancels = Vec::new();
         {
             let mut ring = self.ring.borrow_mut();
-            run_deferred_work(&mut ring);
+            // Submits the receives queued since the last pass, and runs the receives of every
+            // connection that got bytes since (one system call; none when there is neither).
+            let work = ring.submission().taskrun();
+            self.enter(&mut ring, work);
             let mut slots = self.slots.borrow_mut();
             // Bounded: a kernel that keeps refusing to flush its overflow must not spin us.
             for _ in 0..4 {
@@ -570,37 +616,45 @@ impl Inner {
     }
 }
 
-/// Runs the ring's deferred work, if any: with `IORING_SETUP_DEFER_TASKRUN` the kernel copies
-/// received bytes and posts their completions only when the ring is entered for events, so
-/// the receives of every connection ready since the last reap are done here, in one system
-/// call (none when the kernel's flag says no work is pending).
-fn run_deferred_work(ring: &mut IoUring) {
-    if !ring.submission().taskrun() {
-        return;
-    }
-    // SAFETY: no submission, no argument: this only runs the ring's pending work.
-    let _ = unsafe {
-        ring.submitter()
-            .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
-    };
-}
-
-async fn reap_loop(inner: std::rc::Rc<Inner>) {
+async fn reap_loop(inner: Rc<Inner>) {
+    // The kernel still had work after the last pass (it runs a bounded number of deferred
+    // receives per entry and signals none for the rest): go again without waiting.
+    let mut pending = false;
     loop {
-        let Ok(mut guard) = inner.reactor.readable().await else {
-            return;
+        let guard = if pending {
+            None
+        } else {
+            // Woken by the eventfd (work for the ring) or by a connection that queued a
+            // receive.
+            let ready = std::future::poll_fn(|cx| {
+                if !inner.unsubmitted.borrow().is_empty() {
+                    return Poll::Ready(Ok(None));
+                }
+                let mut reaper = inner.reaper.borrow_mut();
+                if !reaper.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *reaper = Some(cx.waker().clone());
+                }
+                drop(reaper);
+                inner.reactor.poll_read_ready(cx).map_ok(Some)
+            })
+            .await;
+            match ready {
+                Ok(guard) => guard,
+                Err(_) => return,
+            }
         };
-        if inner.reap() {
-            // More deferred work than one entry runs: let the woken connections go first,
-            // then come back without waiting for a signal (the kernel sends none for work it
-            // left pending).
-            drop(guard);
-            tokio::task::yield_now().await;
-            continue;
+        pending = inner.reap();
+        if let Some(mut guard) = guard {
+            if !pending {
+                // Cleared only if no new readiness came while reaping (tokio compares
+                // ticks), so a completion posted meanwhile is not lost.
+                guard.clear_ready();
+            }
         }
-        // Cleared only if no new readiness came while reaping (tokio compares ticks), so a
-        // completion posted meanwhile is not lost.
-        guard.clear_ready();
+        if pending {
+            // Let the woken connections go first.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
