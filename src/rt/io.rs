@@ -102,7 +102,7 @@ pub fn uring_halves<S: UringStream>(
 }
 
 /// An io_uring stream, shared by its two halves.
-pub struct Socket<S> {
+struct Socket<S> {
     stream: S,
     /// The write half has shut the socket down, which ends any receive armed on it.
     shut_down: Cell<bool>,
