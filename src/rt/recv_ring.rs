@@ -535,8 +535,9 @@ impl Inner {
     }
 
     /// Takes every completion: queues received buffers on their connections, notes how
-    /// receives ended, and wakes the connections. Returns whether the kernel still has work
-    /// pending (it runs a bounded number of deferred receives per entry, 20 since 6.13).
+    /// receives ended, and wakes the connections. Returns whether work is left: the kernel's
+    /// (it runs a bounded number of deferred receives per entry, 20 since 6.13), or receives
+    /// a failed entry left unsubmitted.
     fn reap(&self) -> bool {
         let mut wakers = Vec::new();
         let mut cancels = Vec::new();
@@ -592,18 +593,13 @@ impl Inner {
                         wakers.push(w);
                     }
                 }
-                // Completions the CQ had no room for wait in the kernel: flush them (and any
-                // entry a failed submit left queued), then take them too.
-                let sq = ring.submission();
-                let overflow = sq.cq_overflow();
-                let queued = !sq.is_empty();
-                drop(sq);
-                if overflow || queued {
-                    let _ = ring.submit();
-                }
-                if !overflow {
+                // Completions the CQ had no room for wait in the kernel: entering for events
+                // flushes them (and submits any entry a failed entry left queued), then take
+                // them too.
+                if !ring.submission().cq_overflow() {
                     break;
                 }
+                self.enter(&mut ring, true);
             }
         }
         for key in cancels {
@@ -612,13 +608,14 @@ impl Inner {
         for w in wakers {
             w.wake();
         }
-        self.ring.borrow_mut().submission().taskrun()
+        self.ring.borrow_mut().submission().taskrun() || !self.unsubmitted.borrow().is_empty()
     }
 }
 
 async fn reap_loop(inner: Rc<Inner>) {
-    // The kernel still had work after the last pass (it runs a bounded number of deferred
-    // receives per entry and signals none for the rest): go again without waiting.
+    // Work was left after the last pass (the kernel runs a bounded number of deferred
+    // receives per entry and signals none for the rest; or an entry failed): go again, after
+    // the other tasks, without waiting.
     let mut pending = false;
     loop {
         let guard = if pending {
