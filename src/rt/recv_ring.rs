@@ -102,6 +102,15 @@ impl RecvConfig {
     pub fn enabled(&self) -> bool {
         self.buffers > 0 && self.buffer_size > 0
     }
+
+    /// The ring's buffer count: `buffers` rounded up to a power of two (the kernel's ring
+    /// size), between 1 and [`MAX_RECV_BUFFERS`].
+    fn buffer_count(&self) -> u16 {
+        self.buffers
+            .clamp(1, MAX_RECV_BUFFERS)
+            .next_power_of_two()
+            .min(MAX_RECV_BUFFERS) as u16
+    }
 }
 
 /// `struct io_uring_buf`, one entry of a provided-buffer ring (the kernel's ABI). The first
@@ -251,7 +260,6 @@ struct Inner {
     // Dropped after `ring` (or leaked): the kernel may fill buffers until the ring is gone.
     bufs: std::mem::ManuallyDrop<Buffers>,
     on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
-    exhausted: Cell<u64>,
     /// Buffers the kernel has handed over and that are not back in the ring.
     held: Cell<usize>,
 }
@@ -270,7 +278,6 @@ impl fmt::Debug for RecvRing {
             .field("buffer_size", &self.inner.bufs.size)
             .field("slots", &self.inner.slots.borrow().len())
             .field("held", &self.inner.held.get())
-            .field("exhausted", &self.inner.exhausted.get())
             .finish()
     }
 }
@@ -286,11 +293,7 @@ impl RecvRing {
                 "multishot receives are off",
             ));
         }
-        let count = cfg
-            .buffers
-            .clamp(1, MAX_RECV_BUFFERS)
-            .next_power_of_two()
-            .min(MAX_RECV_BUFFERS) as u16;
+        let count = cfg.buffer_count();
         let size = cfg.buffer_size.min(MAX_RECV_BUFFER_SIZE);
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
@@ -327,7 +330,6 @@ impl RecvRing {
             slots: RefCell::new(Slab::new()),
             bufs: std::mem::ManuallyDrop::new(bufs),
             on_exhausted: RefCell::new(None),
-            exhausted: Cell::new(0),
             held: Cell::new(0),
         });
         tokio::task::spawn_local(reap_loop(inner.clone()));
@@ -337,12 +339,6 @@ impl RecvRing {
     /// Call `f` each time a receive ends for want of a free buffer (a metric counter).
     pub fn set_on_exhausted(&self, f: impl Fn() + 'static) {
         *self.inner.on_exhausted.borrow_mut() = Some(Box::new(f));
-    }
-
-    /// How often a receive ended for want of a free buffer.
-    #[cfg(test)]
-    pub fn exhausted(&self) -> u64 {
-        self.inner.exhausted.get()
     }
 
     /// Connections (or their leftovers) the ring still tracks.
@@ -573,7 +569,6 @@ impl Inner {
                             r if r > 0 || r == -libc::ECANCELED => {}
                             r if r == -libc::ENOBUFS => {
                                 slot.starved = true;
-                                self.exhausted.set(self.exhausted.get() + 1);
                                 if let Some(f) = self.on_exhausted.borrow().as_ref() {
                                     f();
                                 }
@@ -689,5 +684,29 @@ impl Drop for Inner {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_counts_round_up_to_a_power_of_two_within_the_kernels_limit() {
+        let count = |buffers| {
+            RecvConfig {
+                buffers,
+                buffer_size: 1,
+            }
+            .buffer_count()
+        };
+        assert_eq!(count(1), 1);
+        assert_eq!(count(3), 4);
+        assert_eq!(count(64), 64);
+        assert_eq!(count(65), 128);
+        assert_eq!(count(MAX_RECV_BUFFERS - 1), MAX_RECV_BUFFERS as u16);
+        assert_eq!(count(MAX_RECV_BUFFERS), MAX_RECV_BUFFERS as u16);
+        // Settings refuse more; the ring still clamps.
+        assert_eq!(count(MAX_RECV_BUFFERS + 1), MAX_RECV_BUFFERS as u16);
     }
 }

@@ -152,8 +152,7 @@ fn without_a_free_buffer_a_connection_reads_plainly_and_counts_it() {
         let got = read_to_end(&mut rb).await.unwrap();
         let _peer_b = writer.join().unwrap();
         assert!(got == data);
-        assert!(ring.exhausted() >= 1, "{ring:?}");
-        assert_eq!(counted.get(), ring.exhausted());
+        assert!(counted.get() >= 1, "the shortage was not counted: {ring:?}");
         // The first connection still has its bytes, then reads on through the ring.
         assert_eq!(ra.filled(n), b"first");
         ra.release();
