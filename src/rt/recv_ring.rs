@@ -10,14 +10,26 @@
 //! connection hands the bytes to its engine and gives the buffer back to the ring. So a
 //! request costs no `recv(2)` and no re-arming. Arming is not a system call of its own
 //! either: a connection queues its receive and wakes the reaper, which submits every receive
-//! queued since its last pass in the same `io_uring_enter` that runs the ring's pending work
-//! (a queued receive holds its socket open until then, so its descriptor cannot be reused
-//! under it).
+//! queued since its last pass in one `io_uring_enter` (a queued receive holds its socket open
+//! until then, so its descriptor cannot be reused under it).
 //!
 //! Why a ring of its own: tokio-uring 0.5 takes single-completion operations only (its
 //! custom-operation API completes on the first completion and forgets the rest), and a
-//! multishot receive posts many. Like [`super::zerocopy`]'s ring, its descriptor sits in the
-//! worker's tokio reactor (an [`AsyncFd`]) and one task per worker reaps it.
+//! multishot receive posts many. An eventfd registered with the ring sits in the worker's
+//! tokio reactor (an [`AsyncFd`]) and one task per worker reaps the ring when it fires.
+//!
+//! What wakes the worker, and why no completion waits unseen: the ring is built with
+//! `COOP_TASKRUN` and *without* `DEFER_TASKRUN`. When bytes reach a socket, the kernel's wake-up
+//! (in the sender's softirq) queues task work on the worker thread, which wakes the thread if
+//! it sleeps in `epoll_wait` (`TWA_SIGNAL_NO_IPI` skips only the interrupt of a thread that is
+//! running, and a running thread meets the work on its next return from the kernel). The task
+//! work copies the bytes and posts the completion in the worker's own context, where the
+//! kernel signals the eventfd at once; the reactor sees it in the same `epoll_wait`. With
+//! `DEFER_TASKRUN` the eventfd was signalled from the sender's softirq instead, and kernel
+//! 6.18 deferred that signal to an RCU callback (`io_eventfd_signal` → `call_rcu_hurry`):
+//! every request on a quiet worker waited a grace period, ~16 ms (issue 21; `perf record -e
+//! io_uring:io_uring_task_add -e sched:sched_wakeup` showed the worker woken from an interrupt
+//! 16-20 ms after each `task_add`, and woken by the sender itself once the flag was gone).
 //!
 //! Limits, and what happens at them:
 //! - The ring has `buffers` buffers of `buffer_size` bytes for all the worker's connections,
@@ -295,10 +307,12 @@ impl RecvRing {
         }
         let count = cfg.buffer_count();
         let size = cfg.buffer_size.min(MAX_RECV_BUFFER_SIZE);
+        // No DEFER_TASKRUN: see the module docs (it made the eventfd signal wait for an RCU
+        // grace period on a quiet worker).
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_single_issuer()
-            .setup_defer_taskrun()
+            .setup_coop_taskrun()
             .setup_taskrun_flag()
             .build(SQ_ENTRIES)?;
         let bufs = Buffers::new(count, size)?;
@@ -496,9 +510,8 @@ impl Inner {
         pushed.map_err(|_| io::Error::other("receive ring: submission queue full"))
     }
 
-    /// Enters the ring: submits what is queued and, with `work`, runs the ring's pending
-    /// work (with `IORING_SETUP_DEFER_TASKRUN` the kernel copies received bytes and posts
-    /// their completions only then). The sockets of the submitted receives are let go: the
+    /// Enters the ring: submits what is queued and, with `work`, runs the task work pending
+    /// for this thread (received bytes whose completions are not posted yet). The sockets of the submitted receives are let go: the
     /// kernel holds its own reference to each from now on.
     fn enter(&self, ring: &mut IoUring, work: bool) {
         let queued = ring.submission().len() as u32;
@@ -531,16 +544,15 @@ impl Inner {
     }
 
     /// Takes every completion: queues received buffers on their connections, notes how
-    /// receives ended, and wakes the connections. Returns whether work is left: the kernel's
-    /// (it runs a bounded number of deferred receives per entry, 20 since 6.13), or receives
-    /// a failed entry left unsubmitted.
+    /// receives ended, and wakes the connections. Returns whether work is left: task work the
+    /// kernel still flags as pending, or receives a failed entry left unsubmitted.
     fn reap(&self) -> bool {
         let mut wakers = Vec::new();
         let mut cancels = Vec::new();
         {
             let mut ring = self.ring.borrow_mut();
-            // Submits the receives queued since the last pass, and runs the receives of every
-            // connection that got bytes since (one system call; none when there is neither).
+            // Submits the receives queued since the last pass, and runs any receive whose task
+            // work is still pending (one system call; none when there is neither).
             let work = ring.submission().taskrun();
             self.enter(&mut ring, work);
             let mut slots = self.slots.borrow_mut();
@@ -608,9 +620,8 @@ impl Inner {
 }
 
 async fn reap_loop(inner: Rc<Inner>) {
-    // Work was left after the last pass (the kernel runs a bounded number of deferred
-    // receives per entry and signals none for the rest; or an entry failed): go again, after
-    // the other tasks, without waiting.
+    // Work was left after the last pass (task work still flagged, or an entry failed): go
+    // again, after the other tasks, without waiting.
     let mut pending = false;
     loop {
         let guard = if pending {
