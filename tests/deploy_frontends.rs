@@ -6,6 +6,9 @@
 //! under socket activation (`tests/deploy/systemd.sh`), and three instances behind the shipped
 //! HAProxy and nginx pool configurations under load (`tests/deploy/pool.sh`).
 //!
+//! Also that requests through nginx and HAProxy, one at a time, are answered at once
+//! (`frontend.sh ... latency`; those two tests run alone).
+//!
 //! Needs root (for `unshare --net`) and the front end; without them a test skips with a printed
 //! reason, except under `CI=true`, where it fails.
 
@@ -13,6 +16,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::RwLock;
 
 use support::frontend::have;
 
@@ -56,9 +60,31 @@ fn run_in_netns(script: &str, args: &[&str]) {
 }
 
 fn frontend(name: &str, program: &str) {
+    let _shared = QUIET.read().unwrap_or_else(|e| e.into_inner());
     if have(program) && can_unshare() {
         run_in_netns("frontend.sh", &[name]);
     }
+}
+
+/// The latency checks run alone (a busy CPU hides a stall); the other tests share.
+static QUIET: RwLock<()> = RwLock::new(());
+
+/// Requests through `name` one at a time are answered at once (`frontend.sh ... latency`).
+fn answered_at_once(name: &str, program: &str) {
+    let _alone = QUIET.write().unwrap_or_else(|e| e.into_inner());
+    if have(program) && can_unshare() {
+        run_in_netns("frontend.sh", &[name, "latency"]);
+    }
+}
+
+#[test]
+fn nginx_answers_one_request_at_a_time_at_once() {
+    answered_at_once("nginx", "nginx");
+}
+
+#[test]
+fn haproxy_answers_one_request_at_a_time_at_once() {
+    answered_at_once("haproxy", "haproxy");
 }
 
 #[test]
@@ -88,6 +114,7 @@ fn caddy_as_shipped() {
 
 #[test]
 fn systemd_units_under_socket_activation() {
+    let _shared = QUIET.read().unwrap_or_else(|e| e.into_inner());
     if have("systemd-socket-activate") && have("nginx") && can_unshare() {
         run_in_netns("systemd.sh", &[]);
     }
@@ -97,6 +124,7 @@ fn systemd_units_under_socket_activation() {
 /// request, one killed is marked down within the health-check interval.
 #[test]
 fn haproxy_pool_of_three() {
+    let _shared = QUIET.read().unwrap_or_else(|e| e.into_inner());
     if have("haproxy") && can_unshare() {
         run_in_netns("pool.sh", &["haproxy"]);
     }
@@ -105,6 +133,7 @@ fn haproxy_pool_of_three() {
 /// The same with nginx's shipped pool config (passive checks, fastcgi_next_upstream).
 #[test]
 fn nginx_pool_of_three() {
+    let _shared = QUIET.read().unwrap_or_else(|e| e.into_inner());
     if have("nginx") && can_unshare() {
         run_in_netns("pool.sh", &["nginx"]);
     }

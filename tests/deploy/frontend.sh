@@ -2,8 +2,12 @@
 # Drives one front end of deploy/ with real traffic, its file used as shipped (same addresses
 # and ports), inside a network namespace of its own so that the shipped ports are free:
 #
-#   unshare --net bash tests/deploy/frontend.sh RINGGATE_BINARY FRONTEND
+#   unshare --net bash tests/deploy/frontend.sh RINGGATE_BINARY FRONTEND [latency]
 #
+# With `latency`, it checks instead that requests are answered at once on a quiet server:
+# rounds of 300 GET /hello one after another over one kept-alive client connection, timed by
+# curl, until one round's 99th percentile is under 5 ms (three rounds at most; a stall, such as
+# the ~16 ms wait of issue 21, is in every round). Run alone: a busy CPU hides a stall.
 # FRONTEND: nginx | haproxy | apache | lighttpd | caddy. ringgate runs with its defaults
 # (FastCGI 127.0.0.1:9000, SCGI 127.0.0.1:9001, metrics 127.0.0.1:9500). The front end is
 # started from its deploy/ file, wrapped where the file is a snippet in the least main
@@ -16,6 +20,7 @@ set -euo pipefail
 
 bin=$1
 fe=$2
+check=${3:-serve}
 name=$fe
 # shellcheck source=tests/deploy/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -89,6 +94,25 @@ ports=(8080)
 for port in "${ports[@]}"; do
     wait_port "$port"
 done
+
+if [[ $check == latency ]]; then
+    urls=() # -o before each URL: the bodies go nowhere, the timings to stdout
+    for _ in $(seq 1 300); do urls+=(-o /dev/null http://127.0.0.1:8080/hello); done
+    curl -sS --max-time 10 "${urls[@]:0:30}" || fail "warm-up GETs"
+    for round in 1 2 3; do
+        # One curl, one connection, 300 transfers: time_total of each, in seconds.
+        curl -sS --max-time 60 -w '%{http_code} %{time_total}\n' "${urls[@]}" \
+            >"$work/times" || fail "300 GETs (round $round)"
+        [[ $(grep -c '^200 ' "$work/times") == 300 ]] || fail "not every GET answered 200"
+        read -r p50 p99 max < <(awk '{ print $2 * 1000 }' "$work/times" | sort -n |
+            awk '{ v[NR] = $1 } END { print v[int(NR / 2)], v[int(NR * 0.99)], v[NR] }')
+        echo "     $fe  300 GETs one at a time, round $round: p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
+        if awk -v p="$p99" 'BEGIN { exit !(p < 5) }'; then
+            exit 0
+        fi
+    done
+    fail "p99 over 5 ms in every round: requests through $fe waited for something"
+fi
 
 # The payloads: 1 MiB of random bytes to echo, and what /stream?chunks=64&size=65536 sends
 # (chunk k is 65536 bytes of 'a' + k % 26).
