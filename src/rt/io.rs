@@ -95,7 +95,9 @@ pub fn uring_halves<S: UringStream>(
             stream: stream.clone(),
             wait,
             borrowed: None,
-            try_now: false,
+            // A new connection's first bytes (its request, with a connection per request)
+            // are most often there by the time it is accepted.
+            try_now: true,
         },
         UringWrite { stream, zc },
     )
@@ -135,8 +137,9 @@ pub struct UringRead<S> {
     /// The worker buffer holding the last read's bytes (readiness reads).
     borrowed: Option<Vec<u8>>,
     /// Whether bytes are likely waiting already, so a non-blocking `recv(2)` is tried before
-    /// waiting: the last read filled the whole worker buffer. Otherwise the socket was empty
-    /// after it, and a `recv(2)` now would most likely fail and cost a system call.
+    /// waiting (or arming a multishot receive): on a new connection, and after a read that
+    /// filled the whole worker buffer. Otherwise the socket was empty after the last read,
+    /// and a `recv(2)` now would most likely fail and cost a system call.
     try_now: bool,
 }
 
@@ -162,6 +165,17 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
         }
         if let ReadWait::Ring(ring) = &mut self.wait {
             let fd = self.stream.as_raw_fd();
+            if std::mem::take(&mut self.try_now) {
+                // A new connection: read what is there without arming a receive, which a
+                // connection that reads once (a connection per request) never needs.
+                let mut worker = readbuf::take();
+                if let Some(result) = recv_now(fd, &mut worker) {
+                    self.try_now = matches!(result, Ok(n) if n == worker.capacity());
+                    self.borrowed = Some(worker);
+                    return result;
+                }
+                readbuf::give(worker);
+            }
             loop {
                 match std::future::poll_fn(|cx| ring.poll_recv(cx, &self.stream)).await? {
                     Received::Bytes(n) => return Ok(n),

@@ -38,9 +38,13 @@
 //!   bytes with a plain `recv(2)` into a worker buffer, as the readiness path does, and arms
 //!   again once its socket is empty. Each such ending is counted (`on_exhausted`).
 //! - A connection that stops reading (its engine is waiting on a slow application, or its
-//!   peer never reads the responses) would let the kernel go on filling buffers for it. Once
-//!   [`MAX_QUEUED`] received buffers wait for it, its receive is cancelled, so its socket
-//!   buffer fills and TCP pushes back on the peer; the next read arms again.
+//!   peer never reads the responses) would let the kernel go on filling buffers for it. Each
+//!   receive is armed with a byte limit of [`MAX_QUEUED`] buffers (the kernel's
+//!   `IORING_RECV_MSHOT_LIM`, 6.15 and later; older kernels refuse it with `EINVAL` and the
+//!   ring arms without it from then on), after which the kernel ends it; and once
+//!   [`MAX_QUEUED`] received buffers wait for a connection, its receive is cancelled (small
+//!   segments, older kernels). Either way its socket buffer fills and TCP pushes back on the
+//!   peer; the next read arms again.
 //!
 //! Lifetimes: a connection's slot lives until the kernel's last completion for it (one
 //! without `IORING_CQE_F_MORE`), even after the connection is gone: dropping a [`RingRecv`]
@@ -253,6 +257,8 @@ struct Slot {
     armed: bool,
     /// Its cancellation is submitted.
     cancelling: bool,
+    /// It was armed with a byte limit (see [`Inner::limit`]).
+    limited: bool,
     /// The last receive ended for want of buffers: read plainly before arming again.
     starved: bool,
     /// The connection is gone; the slot waits for the final completion.
@@ -274,6 +280,8 @@ struct Inner {
     on_exhausted: RefCell<Option<Box<dyn Fn()>>>,
     /// Buffers the kernel has handed over and that are not back in the ring.
     held: Cell<usize>,
+    /// The byte limit each multishot receive is armed with, until the kernel refuses it.
+    limit: Cell<Option<u32>>,
 }
 
 /// A worker's receive ring (cheap to clone; `!Send`, like the worker). Create it inside the
@@ -345,6 +353,7 @@ impl RecvRing {
             bufs: std::mem::ManuallyDrop::new(bufs),
             on_exhausted: RefCell::new(None),
             held: Cell::new(0),
+            limit: Cell::new(u32::try_from(MAX_QUEUED * size).ok()),
         });
         tokio::task::spawn_local(reap_loop(inner.clone()));
         Ok(Self { inner })
@@ -429,6 +438,12 @@ impl RingRecv {
             let entry = opcode::RecvMulti::new(types::Fd(socket.as_raw_fd()), GROUP)
                 .build()
                 .user_data(self.key as u64);
+            let limit = self.ring.limit.get();
+            slot.limited = limit.is_some();
+            let entry = match limit {
+                Some(total) => with_total_limit(entry, total),
+                None => entry,
+            };
             if let Err(e) = self.ring.push(&entry) {
                 return Poll::Ready(Err(e));
             }
@@ -578,6 +593,10 @@ impl Inner {
                         slot.armed = false;
                         slot.cancelling = false;
                         match res {
+                            r if r == -libc::EINVAL && slot.limited => {
+                                // This kernel has no multishot byte limit: arm without it.
+                                self.limit.set(None);
+                            }
                             r if r > 0 || r == -libc::ECANCELED => {}
                             r if r == -libc::ENOBUFS => {
                                 slot.starved = true;
@@ -617,6 +636,21 @@ impl Inner {
         }
         self.ring.borrow_mut().submission().taskrun() || !self.unsubmitted.borrow().is_empty()
     }
+}
+
+/// `entry` (a multishot receive) with an overall byte limit: the kernel ends the receive once
+/// it has delivered `total` bytes (`sqe->optlen`, the `IORING_RECV_MSHOT_LIM` of 6.15). The
+/// `io-uring` crate 0.6 has no setter for it.
+fn with_total_limit(entry: io_uring::squeue::Entry, total: u32) -> io_uring::squeue::Entry {
+    /// Offset of `optlen` in `struct io_uring_sqe` (the union with `file_index`).
+    const OPTLEN: usize = 44;
+    // SAFETY: `Entry` is `#[repr(C)]` around the kernel's 64-byte `io_uring_sqe`, so it has
+    // the size and layout of `[u8; 64]`, and any bytes are a valid SQE to hold (the kernel
+    // validates what it reads).
+    let mut raw: [u8; 64] = unsafe { std::mem::transmute(entry) };
+    raw[OPTLEN..OPTLEN + 4].copy_from_slice(&total.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<[u8; 64], io_uring::squeue::Entry>(raw) }
 }
 
 async fn reap_loop(inner: Rc<Inner>) {
