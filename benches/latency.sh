@@ -9,6 +9,9 @@
 #   cargo build --release --bin ringgate -p ringgate-load --examples
 #   bash benches/latency.sh [ROUNDS]            # default 3 rounds
 #
+# One at a time (ringgate-load, closed loop, 1 connection, 4 s): FastCGI kept alive, FastCGI
+# with a connection per request, FastCGI multiplexed 4 deep, SCGI; on the receive ring
+# (uring), readiness reads (ring0: --recv-buffers 0) and epoll: req/s, p50, p99, p99.9.
 # Direct (ringgate-load, FastCGI kept alive): for 1 and 32 connections, the capacity of the
 # epoll path is measured first (closed loop, 4 s); then open loop at 1,000 req/s and at 50%
 # and 90% of that capacity, 5 s each: p50, p99, p99.9. Through nginx (kept-alive upstream,
@@ -41,6 +44,7 @@ start_server() { # start_server NAME: FastCGI on $port
     case $1 in
     floor) taskset -c 0 "$floor" "127.0.0.1:$port" >/dev/null 2>&1 & ;;
     uring) taskset -c 0 "$bin" --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
+    ring0) taskset -c 0 "$bin" --recv-buffers 0 --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
     epoll) taskset -c 0 "$bin" --io epoll --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
     esac
     server_pid=$!
@@ -49,14 +53,38 @@ start_server() { # start_server NAME: FastCGI on $port
 
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
-# gen ARGS...: ringgate-load against the current server; prints "rps p50 p99 p99.9" (ms).
-gen() {
-    taskset -c 1 "$load" -t "fastcgi://127.0.0.1:$port" -k "$@" --json 2>/dev/null | python3 -c '
+# gen ARGS...: ringgate-load against the current server (FastCGI, kept alive); prints "rps
+# p50 p99 p99.9 errors" (ms). gen_to URL ARGS...: the same against URL, as ARGS say.
+gen() { gen_to "fastcgi://127.0.0.1:$port" -k "$@"; }
+gen_to() {
+    local url=$1
+    shift
+    taskset -c 1 "$load" -t "$url" "$@" --json 2>/dev/null | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 l = d["latency_ms"]
 print("%.0f %.3f %.3f %.3f %d" % (d["throughput_rps"], l["p50"], l["p99"], l["p99_9"], d["errors_total"]))'
 }
+
+echo "# one request at a time (closed loop, 1 connection, 4 s); latency in ms"
+for mode in fastcgi-kept-alive fastcgi-per-request fastcgi-mpx4 scgi; do
+    for r in $(seq 1 "$rounds"); do
+        for s in uring ring0 epoll; do
+            start_server "$s"
+            case $mode in
+            fastcgi-kept-alive) args=(fastcgi://127.0.0.1:$port -k) ;;
+            fastcgi-per-request) args=(fastcgi://127.0.0.1:$port) ;;
+            fastcgi-mpx4) args=(fastcgi://127.0.0.1:$port -k -d 4) ;;
+            scgi) args=(scgi://127.0.0.1:$((port + 1))) ;;
+            esac
+            read -r rps p50 p99 p999 errors < <(gen_to "${args[@]}" -c 1 --duration 4s --warmup 500ms)
+            stop_server
+            line="one-at-a-time $mode $s"
+            echo "$line round $r: $rps req/s p50 $p50 p99 $p99 p99.9 $p999 errors $errors"
+            echo "$line|$rps|$p50|$p99|$p999" >>"$results"
+        done
+    done
+done
 
 echo "# direct, FastCGI kept alive; latency in ms"
 for conns in 1 32; do
