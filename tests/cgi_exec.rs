@@ -107,7 +107,10 @@ fn call(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> FcgiResponse {
-    call_records(server, request(1, method, filename.to_str().unwrap(), body, extra))
+    call_records(
+        server,
+        request(1, method, filename.to_str().unwrap(), body, extra),
+    )
 }
 
 /// Sends the records of request 1 on a fresh connection (from a second thread) while its
@@ -940,7 +943,10 @@ fn stderr_is_logged_by_default_with_the_requests_identity() {
 
 /// Names of the lines `env` printed.
 fn env_names(env: &str) -> Vec<&str> {
-    env.lines().filter_map(|l| l.split_once('=')).map(|(n, _)| n).collect()
+    env.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect()
 }
 
 #[test]
@@ -1023,7 +1029,13 @@ fn children_of(parent: u32) -> Vec<u32> {
             let e = e.ok()?;
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
             (ppid == parent).then_some(pid)
         })
         .collect()
@@ -1100,14 +1112,27 @@ fn processes_that_escape_the_group_are_ended_on_epoll() {
 }
 
 /// `n` POSTs of `len` bytes to `script` at once, each on its own connection; their statuses.
-fn concurrent_posts(server: &Server, script: &Path, n: usize, len: usize) -> Vec<std::thread::JoinHandle<u16>> {
+fn concurrent_posts(
+    server: &Server,
+    script: &Path,
+    n: usize,
+    len: usize,
+) -> Vec<std::thread::JoinHandle<u16>> {
     (0..n)
         .map(|i| {
-            let req = request(1, "POST", script.to_str().unwrap(), &noise(len, i as u64 + 1), &[]);
+            let req = request(
+                1,
+                "POST",
+                script.to_str().unwrap(),
+                &noise(len, i as u64 + 1),
+                &[],
+            );
             let port = server.fastcgi;
             std::thread::spawn(move || {
                 let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(60)))
+                    .unwrap();
                 let mut writer = stream.try_clone().unwrap();
                 let sender = std::thread::spawn(move || {
                     let _ = writer.write_all(&req);
@@ -1126,7 +1151,10 @@ fn concurrent_posts(server: &Server, script: &Path, n: usize, len: usize) -> Vec
 fn a_spooled_body_costs_no_more_than_body_spool_bytes() {
     let root = Root::new("spool-rss");
     // Never reads its body, answers late: every request's spool fills and stays full.
-    let nap = root.script("nap.sh", "#!/bin/sh\nsleep 8\nprintf 'Content-Type: text/plain\\n\\nlate'\n");
+    let nap = root.script(
+        "nap.sh",
+        "#!/bin/sh\nsleep 8\nprintf 'Content-Type: text/plain\\n\\nlate'\n",
+    );
     let config = root.dir.join("cgi.toml");
     std::fs::write(
         &config,
@@ -1136,8 +1164,14 @@ fn a_spooled_body_costs_no_more_than_body_spool_bytes() {
         ),
     )
     .unwrap();
-    let server = Server::start("epoll", &["--workers", "1", "--config", config.to_str().unwrap()]);
-    let hello = root.script("hello.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n");
+    let server = Server::start(
+        "epoll",
+        &["--workers", "1", "--config", config.to_str().unwrap()],
+    );
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
     assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
     let before = server.rss();
     let (n, spool) = (6, 8 << 20);
@@ -1171,8 +1205,14 @@ fn a_spooled_body_costs_no_more_than_body_spool_bytes() {
 #[test]
 fn a_request_over_the_workers_spool_budget_gets_503_while_others_are_served() {
     let root = Root::new("spool-budget");
-    let nap = root.script("nap.sh", "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\n\\nlate'\n");
-    let hello = root.script("hello.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n");
+    let nap = root.script(
+        "nap.sh",
+        "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\n\\nlate'\n",
+    );
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
     let cat = root.script(
         "cat.sh",
         "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
@@ -1186,10 +1226,16 @@ fn a_request_over_the_workers_spool_budget_gets_503_while_others_are_served() {
         ),
     )
     .unwrap();
-    let server = Server::start("auto", &["--workers", "1", "--config", config.to_str().unwrap()]);
+    let server = Server::start(
+        "auto",
+        &["--workers", "1", "--config", config.to_str().unwrap()],
+    );
     // Three bodies of 4 MiB to a script that does not read: two spools fill the budget.
     let posts = concurrent_posts(&server, &nap, 3, 4 << 20);
-    server.wait_metric(r#"ringgate_cgi_refusals_total{reason="spool_budget"}"#, |v| v >= 1.0);
+    server.wait_metric(
+        r#"ringgate_cgi_refusals_total{reason="spool_budget"}"#,
+        |v| v >= 1.0,
+    );
     // Meanwhile, requests without a body and bodies a script reads are served.
     assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
     // A body the script's pipe takes at once needs no spool.

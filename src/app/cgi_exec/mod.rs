@@ -7,10 +7,12 @@
 //! - [`config`]: `[[cgi]]` roots and their defaults;
 //! - [`resolve`]: which file runs (beneath its root, regular, executable, not writable by
 //!   others), and the `PATH_INFO` split;
-//! - `env`: the script's environment, built from scratch;
+//! - `env`: the script's environment, built from scratch, with only CGI/1.1 and `HTTP_*`
+//!   variables taken from the request and the operator's values winning;
 //! - `limit`: the running cap and queue of each root on each worker;
 //! - `spawn`: the process (posix_spawn, its own process group);
 //! - `process`: its supervisor (timeouts, SIGTERM/grace/SIGKILL to the group, reaping);
+//! - `orphans`: what leaves a script's group (ringgate as child subreaper, a reaper thread);
 //! - `pump`: stdin (through a bounded spool), stdout and stderr;
 //! - `head`: the RFC 3875 response head (CGI and NPH).
 //!
@@ -30,6 +32,7 @@ pub mod config;
 mod env;
 mod head;
 mod limit;
+mod orphans;
 mod process;
 mod pump;
 pub mod resolve;
@@ -111,6 +114,11 @@ pub struct CgiExecutorFactory {
 
 impl CgiExecutorFactory {
     /// Checks `roots` (values, directories, user and group names).
+    ///
+    /// Process-wide effect: the first executor makes the process a child subreaper and starts
+    /// a reaper thread that ends every child of the process the executor did not start, once
+    /// it has left its script's process group and its parent has ended (see `orphans`). A
+    /// program that embeds the executor must not start child processes of its own.
     pub fn new(roots: Vec<CgiRoot>) -> Result<Self, CgiSetupError> {
         if roots.is_empty() {
             return Err(CgiSetupError::Invalid("no [[cgi]] root configured".into()));
@@ -171,6 +179,7 @@ impl CgiExecutorFactory {
                 ids,
             });
         }
+        orphans::start();
         Ok(Self {
             roots: Arc::new(prepared),
         })
@@ -300,6 +309,14 @@ impl Handler for CgiExecutor {
         let peer = request.extensions().get::<Peer>().cloned();
         let fastcgi = info.protocol == Some(Protocol::FastCgi);
         let env = env::build(vars, cfg, &script);
+        if !env.dropped.is_empty() {
+            self.metrics.env_dropped(env.dropped.len() as u64);
+            tracing::debug!(
+                script = %who,
+                dropped = ?env.dropped.iter().map(|n| String::from_utf8_lossy(n)).collect::<Vec<_>>(),
+                "CGI: request variables not passed to the script"
+            );
+        }
         let head_only = request.method() == Method::HEAD;
         let mut body = request.into_body();
         // Whether stdin is a pipe or /dev/null. CONTENT_LENGTH cannot tell: nginx sends an
@@ -314,7 +331,13 @@ impl Handler for CgiExecutor {
         let has_body = first.is_some();
         let start = Instant::now();
         let deadline = start + cfg.timeout;
-        let mut child = match spawn::spawn(cfg, prepared.ids, &script, env, has_body) {
+        let (mut child, registration) = match spawn::spawn(
+            cfg,
+            prepared.ids,
+            &script,
+            env.vars,
+            has_body,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.metrics.spawn_failed();
@@ -352,6 +375,7 @@ impl Handler for CgiExecutor {
                 label: who.clone(),
                 stderr: stderr_task,
                 stop_on_close: peer.filter(|_| cfg.stop_on_close && fastcgi),
+                registration,
             },
         );
         let body_done = Rc::new(BodyDone::default());
