@@ -1247,3 +1247,51 @@ fn a_request_over_the_workers_spool_budget_gets_503_while_others_are_served() {
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503]);
 }
+
+#[test]
+fn output_held_until_the_body_is_in_costs_what_it_holds() {
+    let root = Root::new("hold-rss");
+    // A byte at a time while the request body is still arriving (the head is held).
+    let drip = root.script(
+        "drip.pl",
+        "#!/usr/bin/perl\n$| = 1;\nprint \"Content-Type: text/plain\\n\\n\";\n\
+         for (1..4000) { print 'x'; select(undef, undef, undef, 0.0005); }\nsleep 30;\n",
+    );
+    let server = Server::start("epoll", &["--workers", "1", "--cgi", &root.path()]);
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
+    assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
+    let before = server.rss();
+    // A body of 1 MiB announced, 16 KiB of it sent, STDIN never ended.
+    let mut p = BytesMut::new();
+    for (n, v) in params("POST", "/cgi-bin/drip", 1 << 20) {
+        encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+    }
+    encode_pair(
+        &mut p,
+        b"SCRIPT_FILENAME",
+        drip.to_str().unwrap().as_bytes(),
+    );
+    let mut records = BytesMut::new();
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: FLAG_KEEP_CONN,
+    }
+    .encode(&mut records, 1);
+    encode_stream(&mut records, RecordType::PARAMS, 1, &p);
+    encode_stream_end(&mut records, RecordType::PARAMS, 1);
+    encode_stream(&mut records, RecordType::STDIN, 1, &[0u8; 16 << 10]);
+    let mut conn = FcgiConn::new(TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap());
+    conn.send(&records);
+    // The 4,000 writes take 2-4 s; then the script sleeps.
+    std::thread::sleep(Duration::from_secs(6));
+    let grown = server.rss().saturating_sub(before);
+    eprintln!("RSS grew {grown} bytes holding 4,000 bytes of output");
+    assert!(
+        grown < 16 << 20,
+        "{grown} bytes to hold 4,000 bytes of output"
+    );
+    drop(conn);
+}

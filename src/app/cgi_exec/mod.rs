@@ -13,7 +13,9 @@
 //! - `spawn`: the process (posix_spawn, its own process group);
 //! - `process`: its supervisor (timeouts, SIGTERM/grace/SIGKILL to the group, reaping);
 //! - `orphans`: what leaves a script's group (ringgate as child subreaper, a reaper thread);
-//! - `pump`: stdin (through a bounded spool), stdout and stderr;
+//! - `pump`: stdin, stdout and stderr;
+//! - `spool`: the request body held for a script, in blocks counted against the root's
+//!   budget on the worker;
 //! - `head`: the RFC 3875 response head (CGI and NPH).
 //!
 //! The response head goes to the front end only once the request body is in (spooled), with
@@ -37,6 +39,7 @@ mod process;
 mod pump;
 pub mod resolve;
 mod spawn;
+mod spool;
 
 use std::cell::RefCell;
 use std::path::{Component, PathBuf};
@@ -66,6 +69,7 @@ use limit::Gate;
 use process::{KillCause, ScriptHandle, Supervision};
 use pump::{AbortOnDrop, BodyDone, BodyDoneNow, Output, StderrBudget};
 use spawn::Identity;
+use spool::SpoolBudget;
 
 /// Why the executor cannot start with these roots.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +220,7 @@ impl HandlerFactory for CgiExecutorFactory {
                 RootState {
                     gate: Gate::new(c.max_running, c.max_queued, c.queue_timeout),
                     budget: Rc::new(RefCell::new(StderrBudget::new(c.stderr_lines_per_second))),
+                    spool: Rc::new(SpoolBudget::new(c.body_spool_budget_bytes)),
                 }
             })
             .collect();
@@ -232,6 +237,7 @@ impl HandlerFactory for CgiExecutorFactory {
 struct RootState {
     gate: Gate,
     budget: Rc<RefCell<StderrBudget>>,
+    spool: Rc<SpoolBudget>,
 }
 
 /// The executor of one worker thread (a [`Handler`]).
@@ -387,6 +393,7 @@ impl Handler for CgiExecutor {
                 pump::FeedLimits {
                     idle: cfg.idle_timeout,
                     max_spool: cfg.body_spool_bytes,
+                    budget: state.spool.clone(),
                 },
                 handle.killer(),
                 body_done.clone(),
@@ -404,6 +411,9 @@ impl Handler for CgiExecutor {
         let head = tokio::select! {
             h = head::read_head(&mut out, script.nph, cfg.max_head_bytes) => Some(h),
             () = tokio::time::sleep_until(head_deadline) => None,
+            () = body_done.refused() => {
+                return Ok(self.spool_refusal(&handle, &who));
+            }
         };
         let head = match head {
             Some(Ok(head)) => head,
@@ -437,6 +447,9 @@ impl Handler for CgiExecutor {
         let mut held_bytes = held[0].len();
         let mut eof = false;
         loop {
+            if body_done.is_refused() {
+                return Ok(self.spool_refusal(&handle, &who));
+            }
             let stuck = held_bytes >= cfg.head_hold_bytes && body_done.is_full();
             if body_done.is_done() || stuck {
                 break;
@@ -462,6 +475,7 @@ impl Handler for CgiExecutor {
                 }
             }
         }
+        body_done.set_head_sent();
         let app_status = AppStatus::default();
         let mut response = http::Response::new(response_body(Streaming {
             app_status: app_status.clone(),
@@ -478,6 +492,23 @@ impl Handler for CgiExecutor {
         *response.headers_mut() = head.headers;
         response.extensions_mut().insert(app_status);
         Ok(response)
+    }
+}
+
+impl CgiExecutor {
+    /// The answer to a request whose body needed spool when its root's budget on this
+    /// worker was spent: its script is ended, and it gets 503.
+    fn spool_refusal(&self, handle: &ScriptHandle, who: &str) -> http::Response<ResponseBody> {
+        handle.kill(KillCause::Abort);
+        self.metrics.refused(CgiRefusal::SpoolBudget);
+        if let Some(held) = self.refusal_log.borrow_mut().allow(StdInstant::now()) {
+            tracing::warn!(
+                script = %who,
+                suppressed = held,
+                "CGI: 503: the request body needs spool and body_spool_budget_bytes is spent"
+            );
+        }
+        answer(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 
