@@ -104,10 +104,11 @@ fn scan() {
     if quick.is_empty() {
         return;
     }
-    if {
+    let only_scripts = {
         let registered = lock_scripts();
         quick.iter().all(|c| registered.contains(c))
-    } {
+    };
+    if only_scripts {
         return; // Only running scripts: the usual case, decided without the gate.
     }
     let _gate = GATE.write().unwrap_or_else(|e| e.into_inner());
