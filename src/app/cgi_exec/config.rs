@@ -72,7 +72,8 @@ pub struct CgiRoot {
     /// Variables of ringgate's own environment passed to scripts (when set).
     pub pass_env: Vec<String>,
     /// Extra variables for every script of this root (e.g. `GIT_PROJECT_ROOT`). They win over
-    /// `pass_env` but not over the request's own variables.
+    /// `pass_env` and over the request's variables (a request can set only CGI/1.1 and
+    /// `HTTP_*` ones: see the `env` module).
     pub env: BTreeMap<String, String>,
     /// stderr lines logged per second per worker for this root; the rest are counted.
     pub stderr_lines_per_second: u32,
