@@ -68,6 +68,7 @@ pub(crate) mod rt;
 pub mod rt;
 pub mod server;
 pub mod settings;
+mod sys;
 
 pub use server::{init_logging, Server, ServerError};
 pub use settings::{Cli, Settings};

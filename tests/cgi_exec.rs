@@ -65,6 +65,18 @@ impl Root {
 
 /// The records of one FastCGI request for `filename` with extra params.
 fn request(id: u16, method: &str, filename: &str, body: &[u8], extra: &[(&str, &str)]) -> BytesMut {
+    request_uri(id, method, "/cgi-bin/script", filename, body, extra)
+}
+
+/// [`request`] for the request URI `uri` (its query becomes `QUERY_STRING`).
+fn request_uri(
+    id: u16,
+    method: &str,
+    uri: &str,
+    filename: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> BytesMut {
     let mut out = BytesMut::new();
     BeginRequest {
         role: Role::RESPONDER,
@@ -72,7 +84,6 @@ fn request(id: u16, method: &str, filename: &str, body: &[u8], extra: &[(&str, &
     }
     .encode(&mut out, id);
     let mut p = BytesMut::new();
-    let uri = "/cgi-bin/script";
     for (n, v) in params(method, uri, body.len()) {
         encode_pair(&mut p, n.as_bytes(), v.as_bytes());
     }
@@ -96,7 +107,15 @@ fn call(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> FcgiResponse {
-    let req = request(1, method, filename.to_str().unwrap(), body, extra);
+    call_records(
+        server,
+        request(1, method, filename.to_str().unwrap(), body, extra),
+    )
+}
+
+/// Sends the records of request 1 on a fresh connection (from a second thread) while its
+/// response is read.
+fn call_records(server: &Server, req: BytesMut) -> FcgiResponse {
     let stream = TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -918,4 +937,361 @@ fn stderr_is_logged_by_default_with_the_requests_identity() {
             log.contains("second warning") && log.contains("GET /cgi-bin/script")
         },
     );
+}
+
+// --- Issue 22: hostile peers, round two ------------------------------------------------------
+
+/// Names of the lines `env` printed.
+fn env_names(env: &str) -> Vec<&str> {
+    env.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn request_params_never_reach_the_scripts_environment_beyond_cgi_and_http_variables() {
+    let root = Root::new("env-hostile");
+    // `/usr/bin/env` by its path: a PATH from the request must not matter to the test.
+    let script = root.script(
+        "env.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n/usr/bin/env\n",
+    );
+    let server = root.start(&[
+        "--cgi-env",
+        "GIT_PROJECT_ROOT=/srv/git",
+        "--cgi-env",
+        "REMOTE_USER=operator",
+    ]);
+    let hostile = [
+        ("PATH", "/tmp/evil"),
+        ("LD_PRELOAD", "/tmp/evil.so"),
+        ("BASH_ENV", "/tmp/evil.sh"),
+        ("ENV", "/tmp/evil.sh"),
+        (
+            "GIT_CONFIG_PARAMETERS",
+            "'uploadpack.packobjectshook'='touch /tmp/pwned'",
+        ),
+        ("GIT_PROJECT_ROOT", "/"),
+        ("GIT_HTTP_EXPORT_ALL", "1"),
+        ("FOO", "bar"),
+        ("http_proxy", "http://evil:8080"),
+        ("SSL_CERT_FILE", "/tmp/evil.pem"),
+        ("REMOTE_USER", "peer"),
+        ("HTTP_X_FOO", "yes"),
+    ];
+    let req = request_uri(
+        1,
+        "GET",
+        "/cgi-bin/env.sh?a=1&b=2",
+        script.to_str().unwrap(),
+        b"",
+        &hostile,
+    );
+    let (status, out) = call_records(&server, req).http();
+    assert_eq!(status, 200);
+    let env = String::from_utf8(out).unwrap();
+    let names = env_names(&env);
+    for name in [
+        "LD_PRELOAD",
+        "BASH_ENV",
+        "ENV",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_HTTP_EXPORT_ALL",
+        "FOO",
+        "http_proxy",
+        "SSL_CERT_FILE",
+    ] {
+        assert!(!names.contains(&name), "{name} reached the script:\n{env}");
+    }
+    let has = |line: &str| env.lines().any(|l| l == line);
+    assert!(!has("PATH=/tmp/evil"), "{env}");
+    assert!(names.contains(&"PATH"), "{env}");
+    // The operator's values win over the request's.
+    assert!(has("GIT_PROJECT_ROOT=/srv/git"), "{env}");
+    assert!(has("REMOTE_USER=operator"), "{env}");
+    // CGI/1.1 meta-variables and HTTP_* do pass.
+    assert!(has("HTTP_X_FOO=yes"), "{env}");
+    assert!(has("QUERY_STRING=a=1&b=2"), "{env}");
+    assert!(has("REQUEST_METHOD=GET"), "{env}");
+    assert!(has("REMOTE_ADDR=127.0.0.1"), "{env}");
+    assert!(has("SERVER_NAME=localhost"), "{env}");
+    // Dropped variables are counted (PATH, LD_PRELOAD, BASH_ENV, ENV, GIT_CONFIG_PARAMETERS,
+    // GIT_PROJECT_ROOT and GIT_HTTP_EXPORT_ALL, FOO, http_proxy, SSL_CERT_FILE).
+    server.wait_metric("ringgate_cgi_env_dropped_total", |v| v >= 10.0);
+}
+
+/// The children of process `parent` (any state), from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+/// Scripts whose descendants leave the script's process group: `setsid` in the background,
+/// a daemon's double fork with `setsid`, and a `setsid` process that keeps stdout open (which
+/// would hold the response until the idle timeout).
+fn escaping_processes_are_ended(io: &str) {
+    let root = Root::new(&format!("setsid-{io}"));
+    let pid_file = |n: &str| root.dir.join(format!("{n}.pid"));
+    let (k1, k2, k3) = (pid_file("setsid"), pid_file("daemon"), pid_file("holder"));
+    let detached = root.script(
+        "detach.sh",
+        &format!(
+            "#!/bin/sh\n\
+             setsid sh -c 'echo $$ > {k1}; exec sleep 1000' </dev/null >/dev/null 2>&1 &\n\
+             ( setsid sh -c 'echo $$ > {k2}; exec sleep 1000' </dev/null >/dev/null 2>&1 & )\n\
+             while [ ! -s {k1} ] || [ ! -s {k2} ]; do sleep 0.05; done\n\
+             printf 'Content-Type: text/plain\\n\\ndone'\n",
+            k1 = k1.display(),
+            k2 = k2.display()
+        ),
+    );
+    let holder = root.script(
+        "hold.sh",
+        &format!(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nheld'\n\
+             setsid sh -c 'echo $$ > {k3}; exec sleep 1000' &\n\
+             while [ ! -s {k3} ]; do sleep 0.05; done\n",
+            k3 = k3.display()
+        ),
+    );
+    let server = root.start_on(
+        io,
+        &[
+            "--cgi-timeout",
+            "60s",
+            "--cgi-idle-timeout",
+            "20s",
+            "--cgi-kill-grace",
+            "500ms",
+        ],
+    );
+    assert_eq!(get(&server, &detached), (200, b"done".to_vec()));
+    let t0 = Instant::now();
+    let r = call(&server, "GET", &holder, b"", &[]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "a detached process holding stdout held the response for {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(r.http(), (200, b"held".to_vec()));
+    let pids = [read_pid(&k1), read_pid(&k2), read_pid(&k3)];
+    wait_for(
+        "the processes that left the group to end",
+        Duration::from_secs(5),
+        || pids.iter().all(|&p| gone(p)),
+    );
+    // Reaped too: ringgate keeps no zombie (nor any other child) once its scripts ended.
+    wait_for("every child to be reaped", Duration::from_secs(5), || {
+        children_of(server.child.id()).is_empty()
+    });
+}
+
+#[test]
+fn processes_that_escape_the_group_are_ended_on_io_uring() {
+    escaping_processes_are_ended("uring");
+}
+
+#[test]
+fn processes_that_escape_the_group_are_ended_on_epoll() {
+    escaping_processes_are_ended("epoll");
+}
+
+/// `n` POSTs of `len` bytes to `script` at once, each on its own connection; their statuses.
+fn concurrent_posts(
+    server: &Server,
+    script: &Path,
+    n: usize,
+    len: usize,
+) -> Vec<std::thread::JoinHandle<u16>> {
+    (0..n)
+        .map(|i| {
+            let req = request(
+                1,
+                "POST",
+                script.to_str().unwrap(),
+                &noise(len, i as u64 + 1),
+                &[],
+            );
+            let port = server.fastcgi;
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(60)))
+                    .unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let sender = std::thread::spawn(move || {
+                    let _ = writer.write_all(&req);
+                });
+                let mut conn = FcgiConn::new(stream);
+                let status = conn.responses(&[1]).remove(&1).unwrap().http().0;
+                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+                let _ = sender.join();
+                status
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_spooled_body_costs_no_more_than_body_spool_bytes() {
+    let root = Root::new("spool-rss");
+    // Never reads its body, answers late: every request's spool fills and stays full.
+    let nap = root.script(
+        "nap.sh",
+        "#!/bin/sh\nsleep 8\nprintf 'Content-Type: text/plain\\n\\nlate'\n",
+    );
+    let config = root.dir.join("cgi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cgi]]\nroot = \"{}\"\nbody_spool_bytes = \"8MiB\"\ntimeout = \"30s\"\nhead_timeout = \"20s\"\nidle_timeout = \"20s\"\n",
+            root.path()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        "epoll",
+        &["--workers", "1", "--config", config.to_str().unwrap()],
+    );
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
+    assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
+    let before = server.rss();
+    let (n, spool) = (6, 8 << 20);
+    let posts = concurrent_posts(&server, &nap, n, 24 << 20);
+    // Until the spools are full (RSS stops growing).
+    let mut peak = before;
+    let mut still = 0;
+    while still < 10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let rss = server.rss();
+        if rss > peak + (256 << 10) {
+            peak = rss;
+            still = 0;
+        } else {
+            still += 1;
+        }
+    }
+    let per_request = peak.saturating_sub(before) / n as u64;
+    eprintln!("RSS {before} -> {peak}: {per_request} bytes per request");
+    // The spool plus a frame in the engine, a block being filled and the connection's own
+    // buffers: well under 1 MiB beyond the spool.
+    assert!(
+        per_request < spool + (1 << 20),
+        "{per_request} bytes per request against a spool of {spool}"
+    );
+    for p in posts {
+        assert_eq!(p.join().unwrap(), 200);
+    }
+}
+
+#[test]
+fn a_request_over_the_workers_spool_budget_gets_503_while_others_are_served() {
+    let root = Root::new("spool-budget");
+    let nap = root.script(
+        "nap.sh",
+        "#!/bin/sh\nsleep 2\nprintf 'Content-Type: text/plain\\n\\nlate'\n",
+    );
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
+    let cat = root.script(
+        "cat.sh",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+    );
+    let config = root.dir.join("cgi.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cgi]]\nroot = \"{}\"\nbody_spool_bytes = \"1MiB\"\nbody_spool_budget_bytes = \"2MiB\"\n",
+            root.path()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        "auto",
+        &["--workers", "1", "--config", config.to_str().unwrap()],
+    );
+    // Three bodies of 4 MiB to a script that does not read: two spools fill the budget.
+    let posts = concurrent_posts(&server, &nap, 3, 4 << 20);
+    server.wait_metric(
+        r#"ringgate_cgi_refusals_total{reason="spool_budget"}"#,
+        |v| v >= 1.0,
+    );
+    // Meanwhile, requests without a body and bodies a script reads are served.
+    assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
+    // A body the script's pipe takes at once needs no spool.
+    let body = noise(16 << 10, 9);
+    let (status, echoed) = call(&server, "POST", &cat, &body, &[]).http();
+    assert_eq!(status, 200);
+    assert!(echoed == body, "the echo differs");
+    let mut statuses: Vec<u16> = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503]);
+}
+
+#[test]
+fn output_held_until_the_body_is_in_costs_what_it_holds() {
+    let root = Root::new("hold-rss");
+    // A byte at a time while the request body is still arriving (the head is held).
+    let drip = root.script(
+        "drip.pl",
+        "#!/usr/bin/perl\n$| = 1;\nprint \"Content-Type: text/plain\\n\\n\";\n\
+         for (1..4000) { print 'x'; select(undef, undef, undef, 0.0005); }\nsleep 30;\n",
+    );
+    let server = Server::start("epoll", &["--workers", "1", "--cgi", &root.path()]);
+    let hello = root.script(
+        "hello.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n",
+    );
+    assert_eq!(get(&server, &hello), (200, b"hi".to_vec()));
+    let before = server.rss();
+    // A body of 1 MiB announced, 16 KiB of it sent, STDIN never ended.
+    let mut p = BytesMut::new();
+    for (n, v) in params("POST", "/cgi-bin/drip", 1 << 20) {
+        encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+    }
+    encode_pair(
+        &mut p,
+        b"SCRIPT_FILENAME",
+        drip.to_str().unwrap().as_bytes(),
+    );
+    let mut records = BytesMut::new();
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: FLAG_KEEP_CONN,
+    }
+    .encode(&mut records, 1);
+    encode_stream(&mut records, RecordType::PARAMS, 1, &p);
+    encode_stream_end(&mut records, RecordType::PARAMS, 1);
+    encode_stream(&mut records, RecordType::STDIN, 1, &[0u8; 16 << 10]);
+    let mut conn = FcgiConn::new(TcpStream::connect(("127.0.0.1", server.fastcgi)).unwrap());
+    conn.send(&records);
+    // The 4,000 writes take 2-4 s; then the script sleeps.
+    std::thread::sleep(Duration::from_secs(6));
+    let grown = server.rss().saturating_sub(before);
+    eprintln!("RSS grew {grown} bytes holding 4,000 bytes of output");
+    assert!(
+        grown < 16 << 20,
+        "{grown} bytes to hold 4,000 bytes of output"
+    );
+    drop(conn);
 }

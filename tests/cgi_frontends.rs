@@ -127,11 +127,24 @@ fn git_push_and_clone_through_nginx_and_git_http_backend() {
         eprintln!("skipping: {} is missing", backend.display());
         return;
     }
+    // The repositories' root is the operator's (ringgate's `--cgi-env`): ringgate takes no
+    // GIT_* variable from a request.
+    let tmp = temp_dir("git");
+    let base = tmp.path().to_path_buf();
+    let project_root = format!("GIT_PROJECT_ROOT={}", base.join("repos").display());
     let server = Server::start(
         "auto",
-        &["--cgi", "/usr/lib/git-core", "--cgi-timeout", "120s"],
+        &[
+            "--cgi",
+            "/usr/lib/git-core",
+            "--cgi-timeout",
+            "120s",
+            "--cgi-env",
+            &project_root,
+            "--cgi-env",
+            "GIT_HTTP_EXPORT_ALL=1",
+        ],
     );
-    let base = server.dir.join("git");
     let (repos, work, clone, home) = (
         base.join("repos"),
         base.join("work"),
@@ -158,7 +171,6 @@ fn git_push_and_clone_through_nginx_and_git_http_backend() {
                 "unix:/run/ringgate/cgi.sock",
                 format!("127.0.0.1:{}", server.fastcgi),
             ),
-            ("/srv/git", repos.display().to_string()),
         ],
     );
     let url = format!("http://127.0.0.1:{}/git/project.git", front.http);

@@ -55,11 +55,19 @@ pub enum CgiRefusal {
     Forbidden,
     /// 503: the running limit and its queue were full, or the queue wait timed out.
     Overloaded,
+    /// 503: the request needed request-body spool and its root's budget on the worker was
+    /// spent (its script was ended before it answered).
+    SpoolBudget,
 }
 
 impl CgiRefusal {
     /// Every reason, in label order.
-    pub const ALL: [Self; 3] = [Self::NotFound, Self::Forbidden, Self::Overloaded];
+    pub const ALL: [Self; 4] = [
+        Self::NotFound,
+        Self::Forbidden,
+        Self::Overloaded,
+        Self::SpoolBudget,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -67,6 +75,7 @@ impl CgiRefusal {
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",
             Self::Overloaded => "overloaded",
+            Self::SpoolBudget => "spool_budget",
         }
     }
 }
@@ -80,6 +89,7 @@ pub struct CgiMetrics {
     spawn_seconds: Histogram,
     queue_wait_seconds: Histogram,
     stderr_suppressed: Counter,
+    env_dropped: Counter,
 }
 
 impl CgiMetrics {
@@ -94,6 +104,7 @@ impl CgiMetrics {
             spawn_seconds: histogram!(CGI_SPAWN_SECONDS),
             queue_wait_seconds: histogram!(CGI_QUEUE_WAIT_SECONDS),
             stderr_suppressed: counter!(CGI_STDERR_SUPPRESSED_TOTAL),
+            env_dropped: counter!(CGI_ENV_DROPPED_TOTAL),
         }
     }
 
@@ -127,6 +138,11 @@ impl CgiMetrics {
     /// A request waited `seconds` for a running slot.
     pub fn queue_wait(&self, seconds: f64) {
         self.queue_wait_seconds.record(seconds);
+    }
+
+    /// Request variables not passed to a script.
+    pub fn env_dropped(&self, variables: u64) {
+        self.env_dropped.increment(variables);
     }
 
     /// stderr lines not logged (rate limit).

@@ -170,16 +170,22 @@ metric_names! {
     /// `killed_timeout`, `killed_abort`, `spawn_failure`).
     CGI_SCRIPTS_ENDED_TOTAL = "ringgate_cgi_scripts_ended_total", Counter, ["outcome"],
         "CGI scripts that ended, by outcome.";
-    /// CGI requests that ran no script. Labels: `reason` (`not_found`, `forbidden`,
-    /// `overloaded`).
+    /// CGI requests the executor answered itself instead of a script. Labels: `reason`
+    /// (`not_found`, `forbidden`, `overloaded`: nothing ran; `spool_budget`: the root's
+    /// request-body spool budget on the worker was spent while the request needed spool, and
+    /// its script was ended before it answered).
     CGI_REFUSALS_TOTAL = "ringgate_cgi_refusals_total", Counter, ["reason"],
-        "CGI requests that ran no script, by reason.";
+        "CGI requests the executor answered itself (4xx/503) instead of a script, by reason.";
     /// Time to spawn a CGI script. No labels.
     CGI_SPAWN_SECONDS = "ringgate_cgi_spawn_seconds", Histogram(DURATION_BUCKETS), [],
         "Time to spawn a CGI script.";
     /// Time a CGI request waited for a running slot. No labels.
     CGI_QUEUE_WAIT_SECONDS = "ringgate_cgi_queue_wait_seconds", Histogram(DURATION_BUCKETS), [],
         "Time CGI requests waited for a running slot.";
+    /// Variables a request sent that are not passed to its CGI script (not CGI/1.1
+    /// meta-variables nor `HTTP_*`, or `HTTP_PROXY`). No labels.
+    CGI_ENV_DROPPED_TOTAL = "ringgate_cgi_env_dropped_total", Counter, [],
+        "Request variables not passed to CGI scripts (not on the allow-list).";
     /// stderr lines of CGI scripts not logged because of the rate limit. No labels.
     CGI_STDERR_SUPPRESSED_TOTAL = "ringgate_cgi_stderr_suppressed_total", Counter, [],
         "stderr lines of CGI scripts not logged (rate limit).";

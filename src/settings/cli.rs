@@ -247,6 +247,12 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", help_heading = "CGI scripts")]
     pub cgi_max_head_bytes: Option<ByteSize>,
 
+    /// Request-body bytes the spools of one root's scripts may hold together on one worker;
+    /// a request that needs more before its response head gets 503.
+    /// config: [[cgi]] body_spool_budget_bytes
+    #[arg(long, value_name = "SIZE", help_heading = "CGI scripts")]
+    pub cgi_body_spool_budget: Option<ByteSize>,
+
     /// Where scripts' stderr goes: `log` (ringgate's log, rate-limited) or `fastcgi`
     /// (FCGI_STDERR records to the front end, which logs them; logged on SCGI).
     /// config: [[cgi]] stderr
@@ -321,6 +327,10 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
         ("cgi_max_queued", CgiRoot::DEFAULT_MAX_QUEUED.to_string()),
         ("cgi_queue_timeout", time(CgiRoot::DEFAULT_QUEUE_TIMEOUT)),
         ("cgi_max_head_bytes", size(CgiRoot::DEFAULT_MAX_HEAD_BYTES)),
+        (
+            "cgi_body_spool_budget",
+            size(CgiRoot::DEFAULT_BODY_SPOOL_BUDGET_BYTES),
+        ),
         ("cgi_stderr", CgiRoot::default().stderr.to_string()),
     ]
 }
@@ -512,6 +522,10 @@ impl Cli {
             set(&mut root.max_queued, self.cgi_max_queued);
             set(&mut root.queue_timeout, self.cgi_queue_timeout);
             set(&mut root.max_head_bytes, bytes(self.cgi_max_head_bytes));
+            set(
+                &mut root.body_spool_budget_bytes,
+                bytes(self.cgi_body_spool_budget),
+            );
             set(&mut root.stderr, self.cgi_stderr);
             root.env.extend(self.cgi_env.iter().cloned());
             root.allow_writable |= self.cgi_allow_writable;

@@ -54,9 +54,16 @@ pub struct CgiRoot {
     #[serde(with = "crate::settings::units::bytes")]
     pub head_hold_bytes: usize,
     /// Request-body bytes held in memory for a script that reads slower than the front end
-    /// sends; past it the connection stops being read (backpressure).
+    /// sends (rounded up to 64 KiB blocks); past it the connection stops being read
+    /// (backpressure).
     #[serde(with = "crate::settings::units::bytes")]
     pub body_spool_bytes: usize,
+    /// Request-body bytes the spools of this root's scripts may hold together on one worker
+    /// thread (rounded up to 64 KiB blocks). A request whose body needs spool when it is spent
+    /// is answered 503 (its script ended) if its response head has not gone out yet, and
+    /// waits (backpressure) otherwise. At least `body_spool_bytes`.
+    #[serde(with = "crate::settings::units::bytes")]
+    pub body_spool_budget_bytes: usize,
     /// Run scripts (and from directories) that are group- or world-writable.
     pub allow_writable: bool,
     /// Pass `HTTP_AUTHORIZATION` and `HTTP_PROXY_AUTHORIZATION` to scripts (RFC 3875 4.1.18
@@ -65,7 +72,8 @@ pub struct CgiRoot {
     /// Variables of ringgate's own environment passed to scripts (when set).
     pub pass_env: Vec<String>,
     /// Extra variables for every script of this root (e.g. `GIT_PROJECT_ROOT`). They win over
-    /// `pass_env` but not over the request's own variables.
+    /// `pass_env` and over the request's variables (a request can set only CGI/1.1 and
+    /// `HTTP_*` ones: see the `env` module).
     pub env: BTreeMap<String, String>,
     /// stderr lines logged per second per worker for this root; the rest are counted.
     pub stderr_lines_per_second: u32,
@@ -158,6 +166,9 @@ impl CgiRoot {
     /// Default for [`CgiRoot::body_spool_bytes`]: a 32 MiB upload to a script that echoes it
     /// completes even for a client that sends it all before reading.
     pub const DEFAULT_BODY_SPOOL_BYTES: usize = 64 * 1024 * 1024;
+    /// Default for [`CgiRoot::body_spool_budget_bytes`]: four full spools at the default
+    /// `body_spool_bytes`.
+    pub const DEFAULT_BODY_SPOOL_BUDGET_BYTES: usize = 256 * 1024 * 1024;
     /// Default for [`CgiRoot::stderr_lines_per_second`].
     pub const DEFAULT_STDERR_LINES_PER_SECOND: u32 = 50;
     /// `PATH` given to scripts when ringgate's own environment has none.
@@ -211,6 +222,12 @@ impl CgiRoot {
                 return Err(format!("[[cgi]] {root}: {key} must be at least 1"));
             }
         }
+        if self.body_spool_budget_bytes < self.body_spool_bytes {
+            return Err(format!(
+                "[[cgi]] {root}: body_spool_budget_bytes ({}) must be at least body_spool_bytes ({})",
+                self.body_spool_budget_bytes, self.body_spool_bytes
+            ));
+        }
         for name in self.env.keys().chain(&self.pass_env) {
             if name.is_empty() || name.contains(['=', '\0']) {
                 return Err(format!(
@@ -239,6 +256,7 @@ impl Default for CgiRoot {
             max_head_bytes: Self::DEFAULT_MAX_HEAD_BYTES,
             head_hold_bytes: Self::DEFAULT_HEAD_HOLD_BYTES,
             body_spool_bytes: Self::DEFAULT_BODY_SPOOL_BYTES,
+            body_spool_budget_bytes: Self::DEFAULT_BODY_SPOOL_BUDGET_BYTES,
             allow_writable: false,
             pass_authorization: false,
             pass_env: Self::default_pass_env(),

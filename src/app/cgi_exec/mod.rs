@@ -7,11 +7,15 @@
 //! - [`config`]: `[[cgi]]` roots and their defaults;
 //! - [`resolve`]: which file runs (beneath its root, regular, executable, not writable by
 //!   others), and the `PATH_INFO` split;
-//! - `env`: the script's environment, built from scratch;
+//! - `env`: the script's environment, built from scratch, with only CGI/1.1 and `HTTP_*`
+//!   variables taken from the request and the operator's values winning;
 //! - `limit`: the running cap and queue of each root on each worker;
 //! - `spawn`: the process (posix_spawn, its own process group);
 //! - `process`: its supervisor (timeouts, SIGTERM/grace/SIGKILL to the group, reaping);
-//! - `pump`: stdin (through a bounded spool), stdout and stderr;
+//! - `orphans`: what leaves a script's group (ringgate as child subreaper, a reaper thread);
+//! - `pump`: stdin, stdout and stderr;
+//! - `spool`: the request body held for a script, in blocks counted against the root's
+//!   budget on the worker;
 //! - `head`: the RFC 3875 response head (CGI and NPH).
 //!
 //! The response head goes to the front end only once the request body is in (spooled), with
@@ -30,10 +34,12 @@ pub mod config;
 mod env;
 mod head;
 mod limit;
+mod orphans;
 mod process;
 mod pump;
 pub mod resolve;
 mod spawn;
+mod spool;
 
 use std::cell::RefCell;
 use std::path::{Component, PathBuf};
@@ -63,6 +69,7 @@ use limit::Gate;
 use process::{KillCause, ScriptHandle, Supervision};
 use pump::{AbortOnDrop, BodyDone, BodyDoneNow, Output, StderrBudget};
 use spawn::Identity;
+use spool::SpoolBudget;
 
 /// Why the executor cannot start with these roots.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +118,11 @@ pub struct CgiExecutorFactory {
 
 impl CgiExecutorFactory {
     /// Checks `roots` (values, directories, user and group names).
+    ///
+    /// Process-wide effect: the first executor makes the process a child subreaper and starts
+    /// a reaper thread that ends every child of the process the executor did not start, once
+    /// it has left its script's process group and its parent has ended (see `orphans`). A
+    /// program that embeds the executor must not start child processes of its own.
     pub fn new(roots: Vec<CgiRoot>) -> Result<Self, CgiSetupError> {
         if roots.is_empty() {
             return Err(CgiSetupError::Invalid("no [[cgi]] root configured".into()));
@@ -171,6 +183,7 @@ impl CgiExecutorFactory {
                 ids,
             });
         }
+        orphans::start();
         Ok(Self {
             roots: Arc::new(prepared),
         })
@@ -207,6 +220,7 @@ impl HandlerFactory for CgiExecutorFactory {
                 RootState {
                     gate: Gate::new(c.max_running, c.max_queued, c.queue_timeout),
                     budget: Rc::new(RefCell::new(StderrBudget::new(c.stderr_lines_per_second))),
+                    spool: Rc::new(SpoolBudget::new(c.body_spool_budget_bytes)),
                 }
             })
             .collect();
@@ -223,6 +237,7 @@ impl HandlerFactory for CgiExecutorFactory {
 struct RootState {
     gate: Gate,
     budget: Rc<RefCell<StderrBudget>>,
+    spool: Rc<SpoolBudget>,
 }
 
 /// The executor of one worker thread (a [`Handler`]).
@@ -300,6 +315,14 @@ impl Handler for CgiExecutor {
         let peer = request.extensions().get::<Peer>().cloned();
         let fastcgi = info.protocol == Some(Protocol::FastCgi);
         let env = env::build(vars, cfg, &script);
+        if !env.dropped.is_empty() {
+            self.metrics.env_dropped(env.dropped.len() as u64);
+            tracing::debug!(
+                script = %who,
+                dropped = ?env.dropped.iter().map(|n| String::from_utf8_lossy(n)).collect::<Vec<_>>(),
+                "CGI: request variables not passed to the script"
+            );
+        }
         let head_only = request.method() == Method::HEAD;
         let mut body = request.into_body();
         // Whether stdin is a pipe or /dev/null. CONTENT_LENGTH cannot tell: nginx sends an
@@ -314,7 +337,13 @@ impl Handler for CgiExecutor {
         let has_body = first.is_some();
         let start = Instant::now();
         let deadline = start + cfg.timeout;
-        let mut child = match spawn::spawn(cfg, prepared.ids, &script, env, has_body) {
+        let (mut child, registration) = match spawn::spawn(
+            cfg,
+            prepared.ids,
+            &script,
+            env.vars,
+            has_body,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.metrics.spawn_failed();
@@ -352,6 +381,7 @@ impl Handler for CgiExecutor {
                 label: who.clone(),
                 stderr: stderr_task,
                 stop_on_close: peer.filter(|_| cfg.stop_on_close && fastcgi),
+                registration,
             },
         );
         let body_done = Rc::new(BodyDone::default());
@@ -363,6 +393,7 @@ impl Handler for CgiExecutor {
                 pump::FeedLimits {
                     idle: cfg.idle_timeout,
                     max_spool: cfg.body_spool_bytes,
+                    budget: state.spool.clone(),
                 },
                 handle.killer(),
                 body_done.clone(),
@@ -380,6 +411,9 @@ impl Handler for CgiExecutor {
         let head = tokio::select! {
             h = head::read_head(&mut out, script.nph, cfg.max_head_bytes) => Some(h),
             () = tokio::time::sleep_until(head_deadline) => None,
+            () = body_done.refused() => {
+                return Ok(self.spool_refusal(&handle, &who));
+            }
         };
         let head = match head {
             Some(Ok(head)) => head,
@@ -413,6 +447,9 @@ impl Handler for CgiExecutor {
         let mut held_bytes = held[0].len();
         let mut eof = false;
         loop {
+            if body_done.is_refused() {
+                return Ok(self.spool_refusal(&handle, &who));
+            }
             let stuck = held_bytes >= cfg.head_hold_bytes && body_done.is_full();
             if body_done.is_done() || stuck {
                 break;
@@ -438,6 +475,7 @@ impl Handler for CgiExecutor {
                 }
             }
         }
+        body_done.set_head_sent();
         let app_status = AppStatus::default();
         let mut response = http::Response::new(response_body(Streaming {
             app_status: app_status.clone(),
@@ -454,6 +492,23 @@ impl Handler for CgiExecutor {
         *response.headers_mut() = head.headers;
         response.extensions_mut().insert(app_status);
         Ok(response)
+    }
+}
+
+impl CgiExecutor {
+    /// The answer to a request whose body needed spool when its root's budget on this
+    /// worker was spent: its script is ended, and it gets 503.
+    fn spool_refusal(&self, handle: &ScriptHandle, who: &str) -> http::Response<ResponseBody> {
+        handle.kill(KillCause::Abort);
+        self.metrics.refused(CgiRefusal::SpoolBudget);
+        if let Some(held) = self.refusal_log.borrow_mut().allow(StdInstant::now()) {
+            tracing::warn!(
+                script = %who,
+                suppressed = held,
+                "CGI: 503: the request body needs spool and body_spool_budget_bytes is spent"
+            );
+        }
+        answer(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 

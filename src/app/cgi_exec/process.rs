@@ -3,8 +3,9 @@
 //! abort, a lost connection, a shutdown: the [`ScriptHandle`] is dropped) or when the total
 //! timeout passes: SIGTERM to the group, [`CgiRoot::kill_grace`], then SIGKILL. After the
 //! script's own process has ended, anything left in its group (grandchildren) is ended the
-//! same way, so nothing it started outlives it. The supervisor holds the script's running
-//! slot until then.
+//! same way. What left the group (`setsid`, `setpgid`) is ended by `orphans` once its parent
+//! has ended. The supervisor holds the script's running slot and its registration (which
+//! tells `orphans` that the group is a running script's) until then.
 //!
 //! The leader is reaped by tokio (a pidfd on Linux), so the group id cannot be reused while
 //! the leader is unreaped; after that the group id stays reserved by the kernel as long as
@@ -21,9 +22,11 @@ use tokio::process::Child;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
+use super::orphans::Registration;
 use super::pump::AbortOnDrop;
 use crate::app::Peer;
 use crate::metrics::{CgiMetrics, CgiOutcome};
+use crate::sys::process as sys;
 
 /// How long the stderr task may still run once the script's group has ended.
 pub(super) const STDERR_DRAIN: Duration = Duration::from_millis(200);
@@ -155,6 +158,9 @@ pub(super) struct Supervision {
     /// When the front end closes this request's connection, the script is ended as
     /// [`KillCause::Abort`] (see `CgiRoot::stop_on_close`).
     pub(super) stop_on_close: Option<Peer>,
+    /// The script's place among the running ones (see `orphans`), given up once its group
+    /// has ended.
+    pub(super) registration: Registration,
 }
 
 /// Starts the supervisor of `child` (which must have been spawned in its own process group)
@@ -228,6 +234,7 @@ async fn run(mut child: Child, shared: Rc<Shared>, sup: Supervision) {
     shared.ended.notify_waiters();
     sweep(pgid, sup.grace).await;
     last_resort.armed = false;
+    drop(sup.registration);
     if let Some(mut task) = sup.stderr {
         let _ = tokio::time::timeout(STDERR_DRAIN, &mut task.0).await;
     }
@@ -266,16 +273,10 @@ async fn sweep(pgid: i32, grace: Duration) {
 }
 
 fn group_alive(pgid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks whether the group exists.
-    pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
+    sys::group_exists(pgid)
 }
 
+/// Signals the script's own group (made with `process_group(0)`, so never ringgate's).
 fn signal_group(pgid: i32, signal: i32) {
-    if pgid > 0 {
-        // SAFETY: kill(2) on a negative pid signals the process group `pgid`, which is the
-        // script's own (made with process_group(0)); it cannot name ringgate's group.
-        unsafe {
-            libc::kill(-pgid, signal);
-        }
-    }
+    let _ = sys::signal_group(pgid, signal);
 }

@@ -1,7 +1,7 @@
 //! The three pipes of a running script, each through a bounded buffer:
-//! - [`feed`]: the request body into stdin, as the connection delivers it (the connection
-//!   stops reading while the script does not take it), closing stdin exactly at the end of
-//!   the body. It runs as its own task so that output is read while input is written: a
+//! - [`feed`]: the request body into stdin, as the connection delivers it, through the
+//!   script's spool (`spool`; the connection stops reading while the script does not take
+//!   it), closing stdin exactly at the end of the body. It runs as its own task so that output is read while input is written: a
 //!   script that answers before reading its body, or writes while it reads, never deadlocks.
 //! - [`Output`]: stdout, read in chunks of at most [`READ_CHUNK`] bytes only when the
 //!   response wants more (the driver pulls under the send-queue mark: backpressure up to the
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::process::{KillCause, Killer};
+use super::spool::{Short, Spool, SpoolBudget};
 use crate::app::{Body, Peer};
 use crate::metrics::CgiMetrics;
 
@@ -42,13 +43,17 @@ impl Drop for AbortOnDrop {
 
 /// Copies `first`, then the rest of `body`, into the script's stdin, then closes it.
 ///
-/// The body is received into a spool of at most `max_spool` bytes while the script reads
-/// from it, so a front end (or a client) that sends the whole body before reading the
-/// response is not blocked by a script that answers while it reads (a `cat` echo), and the
-/// body is complete early (see [`BodyDone`]). Past `max_spool` the connection stops being read
-/// (backpressure). A script that takes nothing for `idle` while bytes wait is ended
-/// ([`KillCause::Timeout`]); one that closes its stdin (or exits) early has the rest of the
-/// body read and dropped.
+/// A frame is written straight to the pipe when nothing waits before it; what the pipe does
+/// not take is copied into the script's [`Spool`] (see `spool`), so a front end (or a client)
+/// that sends the whole body before reading the response is not blocked by a script that
+/// answers while it reads (a `cat` echo), and the body is complete early (see [`BodyDone`]).
+/// Past the request's own spool limit the rest of the frame is kept (one frame, copied to its
+/// size) and the connection stops being read (backpressure). When the root's spool budget on
+/// this worker is spent and the response head has not gone out, the request is refused
+/// ([`BodyDone::is_refused`]: the caller answers 503 and ends the script); after the head,
+/// the budget is backpressure too. A script that takes nothing for `idle` while bytes wait is
+/// ended ([`KillCause::Timeout`]); one that closes its stdin (or exits) early has the rest of
+/// the body read and dropped.
 pub(super) async fn feed(
     first: Bytes,
     mut body: Body,
@@ -58,18 +63,55 @@ pub(super) async fn feed(
     state: Rc<BodyDone>,
 ) {
     use bytes::Buf;
+    use std::os::fd::AsFd;
     let _done = BodyDoneNow(state.clone());
-    let mut spool: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-    let mut spooled = first.len();
-    if !first.is_empty() {
-        spool.push_back(first);
-    }
+    let mut spool = Spool::new(limits.max_spool, limits.budget);
+    // The rest of a frame the spool had no room for (copied: it must not keep the
+    // connection's read buffer alive).
+    let mut pending = Bytes::new();
     let (mut receiving, mut open) = (true, true);
-    while receiving || (open && !spool.is_empty()) {
-        let can_receive = receiving && spooled < limits.max_spool;
+    let mut arrived = Some(first).filter(|f| !f.is_empty());
+    loop {
+        if let Some(data) = arrived.take() {
+            let mut at = 0;
+            if spool.is_empty() && pending.is_empty() {
+                // Straight into the pipe when it has room (tokio's own write would wait for
+                // the reactor to report a fresh pipe writable first).
+                match crate::sys::io::write_now(stdin.as_fd(), &data) {
+                    Ok(n) if n > 0 => at = n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    _ => open = false, // EPIPE (or nothing taken): no longer reads.
+                }
+            }
+            if open && at < data.len() {
+                let (n, short) = spool.push(&data[at..]);
+                at += n;
+                if short == Some(Short::Budget) && !state.head_sent() {
+                    state.refuse();
+                    return;
+                }
+                if at < data.len() {
+                    pending = Bytes::copy_from_slice(&data[at..]);
+                }
+            }
+            if !open {
+                spool.clear();
+                pending = Bytes::new();
+            }
+        }
+        if !(receiving || (open && !(spool.is_empty() && pending.is_empty()))) {
+            break;
+        }
+        let can_receive = receiving && pending.is_empty();
         state.set_full(receiving && !can_receive);
-        let front = spool.front().cloned().unwrap_or_default();
-        let writing = open && !front.is_empty();
+        let from_spool = !spool.is_empty();
+        let front = match (open, from_spool) {
+            (false, _) => Bytes::new(),
+            (true, true) => spool.front(),
+            (true, false) => pending.clone(),
+        };
+        let writing = !front.is_empty();
         tokio::select! {
             frame = body.frame(), if can_receive => match frame {
                 None => {
@@ -80,8 +122,7 @@ pub(super) async fn feed(
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         if open && !data.is_empty() {
-                            spooled += data.len();
-                            spool.push_back(data);
+                            arrived = Some(data);
                         }
                     }
                 }
@@ -89,19 +130,21 @@ pub(super) async fn feed(
             written = tokio::time::timeout(limits.idle, stdin.write(&front)), if writing => {
                 match written {
                     Ok(Ok(n)) if n > 0 => {
-                        spooled -= n;
-                        if let Some(chunk) = spool.front_mut() {
-                            chunk.advance(n);
-                            if chunk.is_empty() {
-                                spool.pop_front();
+                        if from_spool {
+                            spool.consumed(n);
+                            if !pending.is_empty() {
+                                let (taken, _) = spool.push(&pending);
+                                pending.advance(taken);
                             }
+                        } else {
+                            pending.advance(n);
                         }
                     }
                     // EPIPE (or nothing taken): the script no longer reads.
                     Ok(_) => {
                         open = false;
                         spool.clear();
-                        spooled = 0;
+                        pending = Bytes::new();
                     }
                     Err(_) => {
                         script.kill(KillCause::Timeout);
@@ -115,12 +158,14 @@ pub(super) async fn feed(
 }
 
 /// The limits of [`feed`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct FeedLimits {
     /// Longest a script may take no input while some waits.
     pub(super) idle: Duration,
-    /// Most body bytes held for the script.
+    /// Most body bytes held for the script (rounded up to spool blocks).
     pub(super) max_spool: usize,
+    /// The root's spool budget on this worker.
+    pub(super) budget: Rc<SpoolBudget>,
 }
 
 /// Set once the request body has been read to its end (or will never be), so the response
@@ -129,10 +174,45 @@ pub(super) struct FeedLimits {
 pub(super) struct BodyDone {
     done: std::cell::Cell<bool>,
     full: std::cell::Cell<bool>,
+    refused: std::cell::Cell<bool>,
+    head_sent: std::cell::Cell<bool>,
     wake: tokio::sync::Notify,
 }
 
 impl BodyDone {
+    /// The spool budget was spent before the response head went out: the request is to be
+    /// answered 503 (the body is not read further).
+    pub(super) fn refuse(&self) {
+        self.refused.set(true);
+        self.wake.notify_waiters();
+    }
+
+    /// See [`BodyDone::refuse`].
+    pub(super) fn is_refused(&self) -> bool {
+        self.refused.get()
+    }
+
+    /// Waits until [`BodyDone::refuse`] (forever if it never comes).
+    pub(super) async fn refused(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.refused.get() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The response head is going out: the request can no longer be refused.
+    pub(super) fn set_head_sent(&self) {
+        self.head_sent.set(true);
+    }
+
+    /// See [`BodyDone::set_head_sent`].
+    pub(super) fn head_sent(&self) -> bool {
+        self.head_sent.get()
+    }
+
     /// The whole body has been received.
     pub(super) fn mark_done(&self) {
         self.done.set(true);
@@ -212,14 +292,20 @@ impl Output {
     }
 
     /// The next chunk, `None` at EOF, without the idle timeout (the caller bounds the wait).
+    ///
+    /// Read into one buffer kept for the script's life and copied out to the chunk's size: a
+    /// chunk split off the buffer would keep a whole [`READ_CHUNK`] allocation alive, so a
+    /// script writing a byte at a time would make held output (up to `head_hold_bytes`)
+    /// cost 64 KiB per byte.
     pub(super) async fn read_unhurried(&mut self) -> Result<Option<Bytes>, OutputError> {
-        self.buf.clear();
-        self.buf.resize(READ_CHUNK, 0);
+        if self.buf.len() != READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
+        }
         let n = self.stdout.read(&mut self.buf).await?;
         if n == 0 {
             return Ok(None);
         }
-        Ok(Some(self.buf.split_to(n).freeze()))
+        Ok(Some(Bytes::copy_from_slice(&self.buf[..n])))
     }
 }
 

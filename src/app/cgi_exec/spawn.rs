@@ -18,6 +18,7 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use super::config::CgiRoot;
+use super::orphans::{self, Registration};
 use super::resolve::Script;
 
 /// User and group ids a root runs its scripts as, resolved once at startup.
@@ -29,14 +30,15 @@ pub(super) struct Identity {
     pub(super) gid: Option<u32>,
 }
 
-/// Starts `script` with `env`; `stdin` piped when the request has a body.
+/// Starts `script` with `env`; `stdin` piped when the request has a body. The script is
+/// registered (see `orphans`) until the returned registration is dropped.
 pub(super) fn spawn(
     root: &CgiRoot,
     ids: Identity,
     script: &Script,
     env: Vec<(OsString, OsString)>,
     stdin: bool,
-) -> io::Result<Child> {
+) -> io::Result<(Child, Registration)> {
     let mut cmd = Command::new(&script.real);
     cmd.arg0(&script.filename)
         .env_clear()
@@ -82,5 +84,10 @@ pub(super) fn spawn(
             });
         }
     }
-    cmd.spawn()
+    // From before the fork until the pid is registered, so that the reaper never takes the
+    // new script for a process left behind.
+    let _spawning = orphans::spawning();
+    let child = cmd.spawn()?;
+    let pid = child.id().map_or(0, |p| p as i32);
+    Ok((child, orphans::register(pid)))
 }
