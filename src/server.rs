@@ -358,9 +358,10 @@ impl<F: HandlerFactory> PerWorker<F> {
         let labels = Rc::new(self.labels.clone());
         if ctx.backend == Backend::Uring {
             let m = metrics.clone();
+            let policy = s.sends.policy(s.limits.send_queue_high_water);
             if let Err(e) = ctx
                 .bufpool
-                .enable_zerocopy(s.sends.policy(), move || m.zerocopy_copied())
+                .enable_zerocopy(policy, move || m.zerocopy_copied())
             {
                 tracing::warn!(worker = index, "zero-copy sends unavailable: {e}");
             }

@@ -206,27 +206,31 @@ fn non_reading_pipeliners_are_bounded(io: &str) {
 /// Clients that request big responses and never read them: the send-queue mark holds.
 fn stalled_readers_are_bounded(io: &str) {
     let server = Server::start(io, &["--workers", "1"]);
-    let before = server.rss();
-    let stalled: Vec<_> = (0..50)
-        .map(|_| {
-            let mut c = server.fcgi();
-            c.send(&fcgi_request(
-                1,
-                true,
-                "GET",
-                "/stream?chunks=1000&size=65536",
-                b"",
-            ));
-            c
-        })
-        .collect();
-    server.wait_metric("ringgate_requests_in_flight", |v| v >= 50.0);
-    std::thread::sleep(Duration::from_millis(500));
-    let grown = server.rss().saturating_sub(before);
+    let grown = stalled_readers(&server, 50, "/stream?chunks=1000&size=65536");
     assert!(
         grown < GROWTH_BOUND,
         "RSS grew by {} MiB with 50 stalled readers",
         grown >> 20
+    );
+}
+
+/// `n` FastCGI clients that ask for `uri` and never read the answer; how much the server's
+/// RSS grew once they all stalled. The server is checked to recover after they reset.
+fn stalled_readers(server: &Server, n: usize, uri: &str) -> u64 {
+    let before = server.rss();
+    let stalled: Vec<_> = (0..n)
+        .map(|_| {
+            let mut c = server.fcgi();
+            c.send(&fcgi_request(1, true, "GET", uri, b""));
+            c
+        })
+        .collect();
+    server.wait_metric("ringgate_requests_in_flight", |v| v >= n as f64);
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = server.rss().saturating_sub(before);
+    eprintln!(
+        "{n} stalled readers of {uri}: RSS grew by {} KiB",
+        grown >> 10
     );
     assert_eq!(
         server.fcgi().call(1, false, "GET", "/hello", b"").http().0,
@@ -235,6 +239,165 @@ fn stalled_readers_are_bounded(io: &str) {
     for c in stalled {
         reset(c.stream);
     }
+    assert_recovered(server);
+    grown
+}
+
+/// What one stalled reader may hold at most in these tests: the README's worst case with the
+/// default limits (652 KiB: two send queues past their mark by a slice, and the connection's
+/// state), with room for the allocator's own slack.
+const STALLED_READER_BOUND: u64 = 1536 << 10;
+
+/// A handler's response frames are held whole until their last slice is queued: the demo's
+/// `/stream` with 16 MiB chunks must still yield them in frames of at most 64 KiB, so that a
+/// reader that stalls holds no more than one with 64 KiB chunks (it held 16.7 MiB).
+fn stalled_readers_of_16_mib_chunks_are_bounded(io: &str) {
+    let server = Server::start(io, &["--workers", "1"]);
+    let n = 8;
+    let grown = stalled_readers(&server, n, "/stream?chunks=64&size=16777216");
+    assert!(
+        grown < n as u64 * STALLED_READER_BOUND,
+        "RSS grew by {} KiB per stalled reader of 16 MiB chunks",
+        (grown / n as u64) >> 10
+    );
+}
+
+/// A zero-copy send's memory stays pinned until the kernel's notification, which a reader
+/// that stalls delays for as long as it stalls: what a connection has pinned is bounded too
+/// (it held the whole socket send buffer, 4.7 MiB per stalled reader instead of 1.3).
+#[test]
+fn zerocopy_stalled_readers_are_bounded() {
+    let args = [
+        "--workers",
+        "1",
+        "--zerocopy-threshold",
+        "16KiB",
+        "--zerocopy-fallback-after",
+        "0",
+    ];
+    let server = Server::start("uring", &args);
+    let n = 8;
+    let grown = stalled_readers(&server, n, "/stream?chunks=1000&size=65536");
+    assert!(
+        grown < n as u64 * STALLED_READER_BOUND,
+        "RSS grew by {} KiB per stalled zero-copy reader",
+        (grown / n as u64) >> 10
+    );
+}
+
+/// FastCGI STDIN from a writer thread (the server may answer before it has read it all),
+/// with this `CONTENT_LENGTH`; the response.
+fn fcgi_post_with_length(
+    server: &Server,
+    uri: &str,
+    content_length: usize,
+    stdin: Vec<u8>,
+) -> FcgiResponse {
+    let mut c = server.fcgi();
+    let mut head = BytesMut::new();
+    BeginRequest {
+        role: Role::RESPONDER,
+        flags: 0,
+    }
+    .encode(&mut head, 1);
+    let mut p = BytesMut::new();
+    for (n, v) in params("POST", uri, content_length) {
+        encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+    }
+    encode_stream(&mut head, RecordType::PARAMS, 1, &p);
+    encode_stream_end(&mut head, RecordType::PARAMS, 1);
+    c.send(&head);
+    let mut w = c.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut records = BytesMut::new();
+        encode_stream(&mut records, RecordType::STDIN, 1, &stdin);
+        encode_stream_end(&mut records, RecordType::STDIN, 1);
+        // The server may close once it answered: the rest is its to drop.
+        let _ = w.write_all(&records);
+    });
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let r = c.responses(&[1]).remove(&1).unwrap();
+    writer.join().unwrap();
+    r
+}
+
+/// The application reads exactly CONTENT_LENGTH bytes: the demo's `/echo` cannot answer
+/// `content-length: 5` followed by 10 MB, and a body that ends short of its length is an
+/// error, not a complete request.
+fn content_length_bounds_the_body_both_ways(io: &str) {
+    let server = Server::start(io, &["--workers", "1"]);
+    let mut long = b"hello".to_vec();
+    long.extend(noise(10 << 20, 7));
+    let r = fcgi_post_with_length(&server, "/echo", 5, long);
+    assert!(r.complete(), "{:?}", r.end);
+    let (head, used) = ringgate::proto::cgi::parse_response_head(&r.stdout, 1 << 20)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.headers["content-length"], "5");
+    assert!(
+        &r.stdout[used..] == b"hello",
+        "{} body bytes",
+        r.stdout.len() - used
+    );
+    assert_eq!(r.end.unwrap().app_status, 0);
+
+    let r = fcgi_post_with_length(&server, "/echo", 100, b"hello".to_vec());
+    let end = r.end.expect("END_REQUEST");
+    let (status, body) = r.http();
+    assert!(
+        status >= 400 || end.app_status != 0,
+        "a short body answered as complete: {status}, {} bytes, {end:?}",
+        body.len()
+    );
+    let text = server.wait_metric(
+        r#"ringgate_protocol_errors_total{protocol="fastcgi",kind="short_body"}"#,
+        |v| v == 1.0,
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"ringgate_protocol_errors_total{protocol="fastcgi",kind="data_after_body"}"#
+        ),
+        1.0
+    );
+    assert_recovered(&server);
+}
+
+/// Junk after an SCGI body is dropped and counted once per request, however many reads it
+/// takes (it was counted once per read: 6,409 times for 100 MB).
+fn scgi_junk_after_the_body_counts_once(io: &str) {
+    let server = Server::start(io, &["--workers", "1"]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
+    let mut req = BytesMut::new();
+    let vars = params("GET", "/slow?ms=500", 0);
+    let pairs: Vec<(&[u8], &[u8])> = vars
+        .iter()
+        .filter(|(n, _)| n != "CONTENT_LENGTH")
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    ringgate::proto::scgi::encode_header(&mut req, 0, &pairs);
+    s.write_all(&req).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let junk = vec![b'j'; 1 << 20];
+        for _ in 0..64 {
+            if w.write_all(&junk).is_err() {
+                break; // The server answered and closed.
+            }
+        }
+    });
+    writer.join().unwrap();
+    let text = server.wait_metric(
+        r#"ringgate_protocol_errors_total{protocol="scgi",kind="data_after_body"}"#,
+        |v| v >= 1.0,
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let text2 = server.scrape();
+    let series = r#"ringgate_protocol_errors_total{protocol="scgi",kind="data_after_body"}"#;
+    assert_eq!(metric(&text2, series), 1.0, "{}", metric(&text, series));
+    drop(s);
     assert_recovered(&server);
 }
 
@@ -332,6 +495,9 @@ both_backends!(
     aborts_and_resets_racing_request_ends,
     non_reading_pipeliners_are_bounded,
     stalled_readers_are_bounded,
+    stalled_readers_of_16_mib_chunks_are_bounded,
+    content_length_bounds_the_body_both_ways,
+    scgi_junk_after_the_body_counts_once,
     slowloris_is_cut_off,
     drain_answers_requests_already_sent,
     descriptor_exhaustion_with_a_scrape,

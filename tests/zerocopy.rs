@@ -45,17 +45,20 @@ fn stream_8mib<S: std::io::Read + Write>(c: &mut FcgiConn<S>, id: u16) {
 }
 
 /// An io_uring server sending every response zero-copy, falling back after
-/// `fallback_after` copied reports in a row (0: never).
+/// `fallback_after` copied reports in a row (0: never), with `extra` arguments.
+fn zero_copy_server_with(fallback_after: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--zerocopy-threshold",
+        "1",
+        "--zerocopy-fallback-after",
+        fallback_after,
+    ];
+    args.extend_from_slice(extra);
+    Server::start("uring", &args)
+}
+
 fn zero_copy_server(fallback_after: &str) -> Server {
-    Server::start(
-        "uring",
-        &[
-            "--zerocopy-threshold",
-            "1",
-            "--zerocopy-fallback-after",
-            fallback_after,
-        ],
-    )
+    zero_copy_server_with(fallback_after, &[])
 }
 
 /// A FastCGI connection to `server`, and a second handle on its socket for writing.
@@ -67,7 +70,9 @@ fn connect(server: &Server) -> (FcgiConn<TcpStream>, TcpStream) {
 
 #[test]
 fn forced_zero_copy_sends_8_mib_responses_byte_for_byte() {
-    let server = zero_copy_server("0");
+    // A connection pins at most the send-queue mark in sends whose notifications have not
+    // come, and sends plainly past it; a mark of 64 MiB lets every send here go zero-copy.
+    let server = zero_copy_server_with("0", &["--send-queue-high-water", "64MiB"]);
     let (mut c, writer) = connect(&server);
     for id in 1..=3 {
         echo(&mut c, &writer, id, &noise(MIB8, id as u64));

@@ -1,9 +1,11 @@
 //! The whole connection driver (engine, request tasks of the demo application, timers)
-//! driven in memory by an arbitrary peer: well-formed requests to every demo route, aborts,
-//! raw bytes, reads split anywhere, resets, half-closes, slow and failing sends, and a server
-//! drain, on a virtual clock. `ringgate::rt::sim::run` checks the invariants after each run:
-//! the connection closes, no request task outlives it, the in-flight count is back at 0, and
-//! the output is a valid FastCGI record stream.
+//! driven in memory by an arbitrary peer: well-formed requests to every demo route, with
+//! bodies longer or shorter than their `CONTENT_LENGTH` (or none), aborts, raw bytes, reads
+//! split anywhere, resets, half-closes, slow and failing sends, and a server drain, on a
+//! virtual clock. `ringgate::rt::sim::run` checks the invariants after each run: the
+//! connection closes, no request task outlives it, the in-flight count is back at 0, the
+//! output is a valid FastCGI record stream, and no response contradicts its own
+//! `content-length`.
 #![no_main]
 
 use std::time::Duration;
@@ -33,6 +35,9 @@ enum Op {
         keep_conn: bool,
         route: Route,
         body: u16,
+        /// `CONTENT_LENGTH` minus the body's length; `i8::MIN`: no `CONTENT_LENGTH` on
+        /// FastCGI (SCGI, which requires one, then declares the body's length).
+        length_error: i8,
         split: u8,
     },
     Abort(u8),
@@ -61,16 +66,30 @@ fn uri(route: &Route) -> String {
     }
 }
 
-fn vars(uri: &str, body: usize) -> Vec<(&'static str, String)> {
-    vec![
+fn vars(uri: &str, body: usize, length: Option<usize>) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
         ("REQUEST_METHOD", if body > 0 { "POST" } else { "GET" }.into()),
         ("REQUEST_URI", uri.into()),
         ("SERVER_PROTOCOL", "HTTP/1.1".into()),
-        ("CONTENT_LENGTH", body.to_string()),
-    ]
+    ];
+    if let Some(length) = length {
+        vars.push(("CONTENT_LENGTH", length.to_string()));
+    }
+    vars
 }
 
-fn fastcgi_request(id: u16, keep_conn: bool, uri: &str, body: usize) -> Vec<u8> {
+/// The declared length of a body of `body` bytes that is `error` bytes off.
+fn declared(body: usize, error: i8) -> Option<usize> {
+    (error != i8::MIN).then(|| body.saturating_add_signed(isize::from(error)))
+}
+
+fn fastcgi_request(
+    id: u16,
+    keep_conn: bool,
+    uri: &str,
+    body: usize,
+    length: Option<usize>,
+) -> Vec<u8> {
     let mut out = BytesMut::new();
     BeginRequest {
         role: Role::RESPONDER,
@@ -78,7 +97,7 @@ fn fastcgi_request(id: u16, keep_conn: bool, uri: &str, body: usize) -> Vec<u8> 
     }
     .encode(&mut out, id);
     let mut params = BytesMut::new();
-    for (name, value) in vars(uri, body) {
+    for (name, value) in vars(uri, body, length) {
         encode_pair(&mut params, name.as_bytes(), value.as_bytes());
     }
     encode_stream(&mut out, RecordType::PARAMS, id, &params);
@@ -88,17 +107,14 @@ fn fastcgi_request(id: u16, keep_conn: bool, uri: &str, body: usize) -> Vec<u8> 
     out.to_vec()
 }
 
-fn scgi_request(uri: &str, body: usize) -> Vec<u8> {
+fn scgi_request(uri: &str, body: usize, length: usize) -> Vec<u8> {
     let mut out = BytesMut::new();
-    let vars: Vec<_> = vars(uri, body)
-        .into_iter()
-        .filter(|(n, _)| *n != "CONTENT_LENGTH")
-        .collect();
+    let vars = vars(uri, body, None);
     let pairs: Vec<(&[u8], &[u8])> = vars
         .iter()
         .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         .collect();
-    ringgate::proto::scgi::encode_header(&mut out, body as u64, &pairs);
+    ringgate::proto::scgi::encode_header(&mut out, length as u64, &pairs);
     out.extend(std::iter::repeat_n(b'b', body));
     out.to_vec()
 }
@@ -112,13 +128,16 @@ fuzz_target!(|input: Input| {
                 keep_conn,
                 route,
                 body,
+                length_error,
                 split,
             } => {
                 let body = usize::from(body % 20_000);
+                let length = declared(body, length_error);
                 let bytes = if input.scgi {
-                    scgi_request(&uri(&route), body)
+                    scgi_request(&uri(&route), body, length.unwrap_or(body))
                 } else {
-                    fastcgi_request(u16::from(id % 10) + 1, keep_conn, &uri(&route), body)
+                    let id = u16::from(id % 10) + 1;
+                    fastcgi_request(id, keep_conn, &uri(&route), body, length)
                 };
                 let split = if split == 0 { bytes.len() } else { usize::from(split) };
                 script.extend(bytes.chunks(split).map(|c| Step::Read(c.to_vec())));

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /hello` | 200 `Hello, world!\n` |
 //! | `POST /echo` | 200, the request body byte for byte, streamed |
-//! | `GET /stream?chunks=N&size=S&delay_ms=D` | N chunks of S bytes, D ms apart; chunk k is filled with `b'a' + k % 26` |
+//! | `GET /stream?chunks=N&size=S&delay_ms=D` | N chunks of S bytes, D ms apart; chunk k is filled with `b'a' + k % 26` (yielded in frames of at most [`MAX_RESPONSE_FRAME`] bytes) |
 //! | `GET /status/NNN` | a response with that status |
 //! | `GET /slow?ms=M` | answers after M ms (dropped, so cancelled, on abort) |
 //! | `GET /env` | the CGI variables, one `NAME=value` line each |
@@ -19,11 +19,15 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body::Frame;
 
-use super::{boxed, text, Body, BoxError, CgiVars, Handler, RequestInfo, ResponseBody};
+use super::{
+    boxed, text, Body, BoxError, CgiVars, Handler, RequestInfo, ResponseBody, MAX_RESPONSE_FRAME,
+};
 
 /// Largest `chunks * size` `/stream` will produce (1 GiB), so one request cannot run forever.
 pub const MAX_STREAM_BYTES: u64 = 1 << 30;
-/// Largest chunk `/stream` will produce (16 MiB).
+/// Largest chunk `/stream` will produce (16 MiB). A chunk is the unit of `delay_ms` and of the
+/// fill byte; it is yielded in frames of at most [`MAX_RESPONSE_FRAME`] bytes, so that a reader
+/// that stalls holds one frame, not a whole chunk.
 pub const MAX_STREAM_CHUNK: usize = 16 << 20;
 /// Longest `/slow` and `/stream` delay (10 minutes).
 pub const MAX_DELAY_MS: u64 = 600_000;
@@ -129,6 +133,7 @@ fn stream(query: &str) -> Response<ResponseBody> {
         chunks,
         // Checked against MAX_STREAM_CHUNK just above.
         size: size as usize,
+        left: 0,
         delay: Duration::from_millis(delay),
         sleep: None,
     };
@@ -145,11 +150,15 @@ fn stream(query: &str) -> Response<ResponseBody> {
     response
 }
 
-/// `/stream`'s body: chunk k is `size` bytes of `b'a' + k % 26`.
+/// `/stream`'s body: chunk k is `size` bytes of `b'a' + k % 26`, in frames of at most
+/// [`MAX_RESPONSE_FRAME`] bytes.
 struct Chunks {
+    /// Chunks started so far.
     next: u64,
     chunks: u64,
     size: usize,
+    /// Bytes of the current chunk not yielded yet.
+    left: usize,
     delay: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -162,27 +171,33 @@ impl http_body::Body for Chunks {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.next >= self.chunks {
-            return Poll::Ready(None);
-        }
-        if self.next > 0 && !self.delay.is_zero() {
-            let delay = self.delay;
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+        if self.left == 0 {
+            // The next chunk.
+            if self.next >= self.chunks {
+                return Poll::Ready(None);
             }
-            self.sleep = None;
+            if self.next > 0 && !self.delay.is_zero() {
+                let delay = self.delay;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.sleep = None;
+            }
+            self.next += 1;
+            self.left = self.size;
         }
-        // k % 26 < 26, so the cast cannot truncate.
-        let fill = b'a' + (self.next % 26) as u8;
-        self.next += 1;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; self.size])))))
+        let frame = self.left.min(MAX_RESPONSE_FRAME);
+        self.left -= frame;
+        // (k - 1) % 26 < 26 for the chunk k - 1 under way, so the cast cannot truncate.
+        let fill = b'a' + ((self.next - 1) % 26) as u8;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; frame])))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.next >= self.chunks
+        self.next >= self.chunks && self.left == 0
     }
 }
 

@@ -30,6 +30,15 @@ pub use peer::{Peer, StderrError, STDERR_QUEUE_BYTES};
 /// Errors a handler or a response body may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Largest response body frame the runtime queues in one piece (one full FastCGI record's
+/// content, rounded up). A larger frame is queued this many bytes at a time, each slice only
+/// while the connection's send queue is under its mark, but its memory stays allocated until
+/// its last slice is queued (a `Bytes` frees its buffer only when no part of it is left): a
+/// reader that stalls keeps a handler's whole frame. Yield frames of at most this size to keep
+/// a connection within the README's worst case ("Hostile clients"); the demo and the CGI
+/// executor do.
+pub const MAX_RESPONSE_FRAME: usize = 64 * 1024;
+
 /// A response body: full or streaming, possibly `!Send`.
 pub type ResponseBody = std::pin::Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError>>>;
 

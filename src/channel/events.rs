@@ -216,8 +216,11 @@ label_enum! {
         BadScgiHeader = "bad_scgi_header",
         /// The connection closed inside an SCGI header.
         TruncatedHeader = "truncated_header",
-        /// Bytes after an SCGI body.
+        /// Body bytes beyond `CONTENT_LENGTH` (dropped; counted once per request).
         DataAfterBody = "data_after_body",
+        /// The body's stream ended before `CONTENT_LENGTH` bytes (the application reads a
+        /// body error).
+        ShortBody = "short_body",
     }
 }
 

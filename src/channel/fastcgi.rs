@@ -1,7 +1,10 @@
 //! The FastCGI 1.0 connection engine: many requests in flight on one connection, each in a
 //! slab slot behind a generation-checked [`RequestKey`]; management records (GET_VALUES,
 //! UNKNOWN_TYPE); refusals (CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE) under the refused
-//! request's own id; ABORT_REQUEST answered exactly once; KEEP_CONN honoured both ways.
+//! request's own id; ABORT_REQUEST answered exactly once; KEEP_CONN honoured both ways; the
+//! body-length rule on STDIN (`channel::input`: exactly `CONTENT_LENGTH` bytes reach the
+//! application, an empty STDIN record before them is a body error, and without a length the
+//! body runs to that record).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use slab::Slab;
 
-use super::input::{release_if_empty, InputBuffer};
+use super::input::{release_if_empty, InputBuffer, Update};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
@@ -417,6 +420,11 @@ impl FastCgiEngine {
                 .and_then(|v| v.parse().ok()),
         });
         let role = req.role;
+        if let Some(length) = declared_length(&vars, &head) {
+            let update = req.stdin.declare(length);
+            // Nobody reads the body before the request is announced: no reader to wake.
+            self.input_update(update);
+        }
         let key = self.key_of(slot);
         self.stat(Stat::RequestStarted { protocol: PROTOCOL });
         self.events.push_back(Event::Request(Box::new(NewRequest {
@@ -454,23 +462,34 @@ impl FastCgiEngine {
         let req = &mut self.requests[slot];
         req.last_input = now;
         let buffer = req.input(stream);
-        if !buffer.is_open() {
+        if !buffer.wire_open() {
             return self.protocol_error(ProtocolErrorKind::InputAfterEnd);
         }
-        let wake = if content.is_empty() {
+        let update = if content.is_empty() {
             buffer.end()
         } else {
             buffer.push(content)
         };
-        if wake {
+        if update.wake {
             self.events.push_back(Event::BodyReadable(key, stream));
         }
+        self.input_update(update);
         // More input can start a stall (this request's buffer reached the limit), never end
         // one: only this request needs a look.
         if self.input_stalled_since.is_none()
             && self.requests[slot].over_buffer_limit(self.limits.max_body_buffer_bytes)
         {
             self.input_stalled_since = Some(now);
+        }
+    }
+
+    /// Counts what the body-length rule found in a request's input.
+    fn input_update(&mut self, update: Update) {
+        if update.first_excess {
+            self.protocol_error(ProtocolErrorKind::DataAfterBody);
+        }
+        if update.short {
+            self.protocol_error(ProtocolErrorKind::ShortBody);
         }
     }
 
@@ -852,6 +871,16 @@ impl Channel for FastCgiEngine {
 
     fn in_flight(&self) -> usize {
         self.requests.len()
+    }
+}
+
+/// The STDIN length the body-length rule holds a request to: its `CONTENT_LENGTH`, or `None`
+/// (the body runs to the empty STDIN record) when there is none or it is empty, as nginx sends
+/// it for a chunked body it streams (`fastcgi_request_buffering off`).
+fn declared_length(vars: &CgiVars, head: &crate::proto::cgi::RequestHead) -> Option<u64> {
+    match vars.get("CONTENT_LENGTH") {
+        None | Some([]) => None,
+        Some(_) => head.content_length,
     }
 }
 

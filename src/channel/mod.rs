@@ -250,7 +250,8 @@ pub enum BodyChunk {
     Pending,
     /// The stream ended normally.
     End,
-    /// The stream will never complete (the request was aborted or the connection lost).
+    /// The stream will never complete (the request was aborted, the connection lost, or the
+    /// peer ended the body short of its `CONTENT_LENGTH`).
     Broken,
 }
 
@@ -277,9 +278,6 @@ pub enum ConnectionError {
     /// An SCGI header was invalid.
     #[error(transparent)]
     Scgi(#[from] crate::proto::scgi::ScgiError),
-    /// The peer sent bytes where none may come (e.g. after an SCGI body).
-    #[error("unexpected bytes from the peer")]
-    UnexpectedInput,
 }
 
 /// Why a request was refused before reaching the application.
@@ -315,7 +313,9 @@ pub trait Channel {
     fn poll_event(&mut self) -> Option<Event>;
     /// Whether the driver should read from the socket now.
     fn wants_read(&self) -> bool;
-    /// Reads the next piece of a request's input stream.
+    /// Reads the next piece of a request's input stream. A body with a declared
+    /// `CONTENT_LENGTH` is exactly that long, whatever the peer sends (the rule is in
+    /// `channel::input`'s docs).
     fn poll_body(&mut self, key: RequestKey, stream: InputStream, now: Instant) -> BodyChunk;
     /// Refuses a request that was announced by [`Event::Request`].
     fn reject(&mut self, key: RequestKey, why: Rejection, now: Instant) -> Result<(), ApiError>;

@@ -1,8 +1,9 @@
 //! The one-request-per-connection engine shared by SCGI and CGI-on-stdio: the head arrives
-//! first (an SCGI netstring, or the CGI environment given up front), then exactly
-//! `CONTENT_LENGTH` body bytes; the response is the raw CGI response, and the connection
-//! closes after it. An abort after the head was sent closes the connection (the only way
-//! these protocols can say "incomplete").
+//! first (an SCGI netstring, or the CGI environment given up front), then the body, of which
+//! the application gets exactly `CONTENT_LENGTH` bytes (bytes after it are dropped and
+//! counted once; an end of input before it is a body error: see `channel::input`); the
+//! response is the raw CGI response, and the connection closes after it. An abort after the
+//! head was sent closes the connection (the only way these protocols can say "incomplete").
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
-use super::input::{release_if_empty, InputBuffer};
+use super::input::{release_if_empty, InputBuffer, Update};
 use super::send_queue::SendQueue;
 use super::{
     canned, AbortCause, ApiError, BodyChunk, Channel, CloseReason, ConnectionError, Event,
@@ -34,8 +35,6 @@ enum Phase {
     Head(ScgiDecoder),
     /// The request is with the application.
     Active {
-        /// Body bytes still to come from the peer.
-        body_remaining: u64,
         /// Status once the head was sent.
         status: Option<u16>,
     },
@@ -160,15 +159,10 @@ impl StreamEngine {
                 return self.answer_and_close(StatusCode::BAD_REQUEST);
             }
         };
-        self.phase = Phase::Active {
-            body_remaining: content_length,
-            status: None,
-        };
+        self.phase = Phase::Active { status: None };
         self.started = now;
         self.last_input = now;
-        if content_length == 0 {
-            self.body.end();
-        }
+        self.body = InputBuffer::with_length(content_length);
         self.stat(Stat::RequestStarted {
             protocol: self.protocol,
         });
@@ -189,47 +183,40 @@ impl StreamEngine {
         self.closed = Some(CloseReason::ProtocolError);
     }
 
-    fn feed_body(&mut self, now: Instant) -> Result<(), ConnectionError> {
-        let Phase::Active { body_remaining, .. } = &mut self.phase else {
-            if !self.input.is_empty() && matches!(self.phase, Phase::Over) {
-                self.input.clear();
-            }
-            return Ok(());
-        };
-        if self.input.is_empty() {
-            return Ok(());
-        }
-        if *body_remaining == 0 {
+    /// Moves the bytes read after the head into the body, which keeps what its declared
+    /// length allows.
+    fn feed_body(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Active { .. }) {
             self.input.clear();
-            self.protocol_error(ProtocolErrorKind::DataAfterBody);
-            return Err(ConnectionError::UnexpectedInput);
+            return;
         }
-        let take = usize::try_from(*body_remaining)
-            .unwrap_or(usize::MAX)
-            .min(self.input.len());
-        *body_remaining -= take as u64;
-        let done = *body_remaining == 0;
-        let chunk: Bytes = self.input.split_to(take).freeze();
-        self.last_input = now;
-        let mut wake = self.body.push(chunk);
-        if done {
-            wake |= self.body.end();
+        if self.input.is_empty() {
+            return;
         }
-        if wake {
-            self.events
-                .push_back(Event::BodyReadable(KEY, InputStream::Body));
+        if self.body.is_open() {
+            self.last_input = now;
         }
+        let update = self.body.push(self.input.split().freeze());
+        self.body_update(update);
         if self.body.buffered() >= self.limits.max_body_buffer_bytes
             && self.input_stalled_since.is_none()
         {
             self.input_stalled_since = Some(now);
         }
-        if !self.input.is_empty() {
-            self.input.clear();
-            self.protocol_error(ProtocolErrorKind::DataAfterBody);
-            return Err(ConnectionError::UnexpectedInput);
+    }
+
+    /// Acts on what a change to the body's stream said.
+    fn body_update(&mut self, update: Update) {
+        if update.wake {
+            self.events
+                .push_back(Event::BodyReadable(KEY, InputStream::Body));
         }
-        Ok(())
+        if update.first_excess {
+            self.protocol_error(ProtocolErrorKind::DataAfterBody);
+        }
+        if update.short {
+            self.protocol_error(ProtocolErrorKind::ShortBody);
+        }
     }
 
     fn status(&self) -> Result<Option<u16>, ApiError> {
@@ -291,9 +278,9 @@ impl Channel for StreamEngine {
                 }
             }
         }
-        let fed = self.feed_body(now);
+        self.feed_body(now);
         release_if_empty(&mut self.input);
-        fed
+        Ok(())
     }
 
     fn handle_read_closed(&mut self, _now: Instant) {
@@ -316,10 +303,9 @@ impl Channel for StreamEngine {
                 self.end(CloseReason::PeerClosed);
             }
             Phase::Active { .. } => {
-                if self.body.break_off() {
-                    self.events
-                        .push_back(Event::BodyReadable(KEY, InputStream::Body));
-                }
+                // The end of the body, unless it is short of its length.
+                let update = self.body.end();
+                self.body_update(update);
             }
             Phase::Over => {}
         }

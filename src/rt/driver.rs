@@ -42,8 +42,8 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Largest piece of a response frame queued at once (one full FastCGI record's content).
-const MAX_SLICE: usize = 64 * 1024;
+/// Largest piece of a response frame queued at once.
+const MAX_SLICE: usize = crate::app::MAX_RESPONSE_FRAME;
 
 /// Shortest interval at which a connection's timer loop re-reads the engine's deadlines.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(10);
@@ -523,7 +523,9 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
 
     /// Queues the response body as far as it goes now: each frame only while the engine
     /// allows, and a large one [`MAX_SLICE`] bytes at a time, so that a whole file in one
-    /// `Bytes` overshoots the send-queue mark by one slice at most instead of by its size.
+    /// `Bytes` overshoots the send-queue mark by one slice at most instead of by its size
+    /// (the frame itself stays allocated until its last slice is queued: the handler's to
+    /// bound, see [`crate::app::MAX_RESPONSE_FRAME`]).
     /// `Ready(true)` when the body ended (the caller finishes the response), `Ready(false)`
     /// when the request ended otherwise, `Pending` until `cx` is woken.
     fn poll_send(

@@ -5,11 +5,14 @@
 //! unit tests below run the races that once leaked.
 //!
 //! After every run it checks what must hold whatever the peer did: the connection closed,
-//! every request task ended, the worker's in-flight count is back to 0, and (FastCGI) what
-//! the server sent parses as a record stream.
+//! every request task ended, the worker's in-flight count is back to 0, (FastCGI) what the
+//! server sent parses as a record stream, and no response contradicts its own
+//! `content-length` (a complete one has exactly that many body bytes; SCGI's, which may be
+//! cut short by an abort, no more), whatever the bodies the peer sent against their
+//! `CONTENT_LENGTH`.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,7 +24,8 @@ use super::driver::{self, ReadHalf, WorkerShared, WriteHalf};
 use crate::app::demo::Demo;
 use crate::channel::{Channel, FastCgiEngine, Limits, Protocol, StreamEngine, Timeouts};
 use crate::metrics::{ListenerLabel, SendMode, WorkerMetrics};
-use crate::proto::fastcgi::RecordDecoder;
+use crate::proto::cgi::parse_response_head;
+use crate::proto::fastcgi::{EndRequest, ProtocolStatus, RecordDecoder, RecordType};
 
 /// One step of the peer's (and the server's) script, in order.
 #[derive(Clone, Debug)]
@@ -204,14 +208,53 @@ pub fn run(protocol: Protocol, script: Vec<Step>) -> Outcome {
     if protocol == Protocol::FastCgi {
         let mut rest = BytesMut::from(&sent[..]);
         let mut decoder = RecordDecoder::new();
-        while decoder
+        let mut stdout: HashMap<u16, Vec<u8>> = HashMap::new();
+        while let Some(r) = decoder
             .decode(&mut rest)
             .expect("the server sends a valid record stream")
-            .is_some()
-        {}
+        {
+            match r.record_type {
+                RecordType::STDOUT => stdout
+                    .entry(r.request_id)
+                    .or_default()
+                    .extend_from_slice(&r.content),
+                RecordType::END_REQUEST => {
+                    let out = stdout.remove(&r.request_id).unwrap_or_default();
+                    let end = EndRequest::parse(&r.content).expect("a valid END_REQUEST");
+                    if end.app_status == 0
+                        && end.protocol_status == ProtocolStatus::REQUEST_COMPLETE
+                    {
+                        check_length(&out, true);
+                    }
+                }
+                _ => {}
+            }
+        }
         assert!(rest.is_empty(), "the server sent a partial record");
+    } else {
+        check_length(&sent, false);
     }
     Outcome { sent }
+}
+
+/// A response whose head has a `content-length` has exactly that many body bytes when
+/// `complete`, and no more otherwise.
+fn check_length(response: &[u8], complete: bool) {
+    let Ok(Some((head, used))) = parse_response_head(response, response.len()) else {
+        return;
+    };
+    let Some(length) = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let body = response.len() - used;
+    assert!(
+        body == length || (!complete && body < length),
+        "a response of {body} body bytes says content-length: {length}"
+    );
 }
 
 async fn serve<E: Channel + 'static>(
@@ -322,6 +365,46 @@ mod tests {
                 "chunk {k}"
             );
         }
+    }
+
+    /// A POST to `/echo` whose params say `CONTENT_LENGTH: length` and whose STDIN is `body`.
+    fn post_with_length(id: u16, length: usize, body: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        BeginRequest {
+            role: Role::RESPONDER,
+            flags: FLAG_KEEP_CONN,
+        }
+        .encode(&mut out, id);
+        let mut p = BytesMut::new();
+        let length = length.to_string();
+        for (n, v) in [
+            ("REQUEST_METHOD", "POST"),
+            ("REQUEST_URI", "/echo"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("CONTENT_LENGTH", &length),
+        ] {
+            encode_pair(&mut p, n.as_bytes(), v.as_bytes());
+        }
+        encode_stream(&mut out, RecordType::PARAMS, id, &p);
+        encode_stream_end(&mut out, RecordType::PARAMS, id);
+        encode_stream(&mut out, RecordType::STDIN, id, body);
+        encode_stream_end(&mut out, RecordType::STDIN, id);
+        out.to_vec()
+    }
+
+    #[test]
+    fn an_echo_is_as_long_as_its_content_length_says_whatever_the_stdin() {
+        let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut read = post_with_length(1, 5, &body);
+        read.extend(post_with_length(2, 100, &body[..5]));
+        // `run` checks that no complete response contradicts its content-length.
+        let out = responses(&run(Protocol::FastCgi, vec![Step::Read(read)]).sent);
+        let (stdout, end) = &out[&1];
+        assert_eq!(*end, Some(0));
+        assert!(stdout.ends_with(&body[..5]) && !stdout.ends_with(&body[..6]));
+        // The short body is a body error: the echo ends as failed, not complete.
+        let (stdout, _) = &out[&2];
+        assert!(stdout.len() < 100 + 5, "{} bytes", stdout.len());
     }
 
     fn abort(id: u16) -> Vec<u8> {

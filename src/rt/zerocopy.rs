@@ -27,7 +27,16 @@
 //!
 //! The policy ([`ZcConn`]): a send of at least `threshold` bytes goes zero-copy; every
 //! notification reports "copied" or not; after `fallback_after` copied notifications in a row
-//! the connection sends plainly from then on. `fallback_after = 0` never falls back (it forces
+//! the connection sends plainly from then on.
+//!
+//! What a connection pins is bounded (`max_pinned`): a send's first completion comes as soon
+//! as the kernel has queued it, so the driver counts it sent and queues more, while the memory
+//! stays the kernel's until the notification, which comes only once the peer has acknowledged
+//! the bytes. A peer that stops reading would so pin up to its socket's whole send buffer (4
+//! MiB by default) in our memory, on top of the send queue (a plain send copies into the
+//! kernel's instead). So a send goes zero-copy only while what the connection has pinned and
+//! the send itself fit under `max_pinned`, or nothing is pinned; otherwise it is sent plainly.
+//! A connection pins at most `max(max_pinned, its largest send)`. `fallback_after = 0` never falls back (it forces
 //! the zero-copy path, for tests and measurement). A socket that refuses SEND_ZC
 //! (`EOPNOTSUPP`: AF_UNIX) falls back at once; a kernel without the copy report (`EINVAL`,
 //! before 6.2) turns zero-copy off for the whole worker.
@@ -86,6 +95,10 @@ pub struct ZcPolicy {
     pub threshold: usize,
     /// Copied notifications in a row after which the connection sends plainly; 0 never.
     pub fallback_after: u32,
+    /// Bytes of a connection's zero-copy sends the kernel may still read (their notification
+    /// has not come) above which its sends are plain (see the module docs); `usize::MAX`: no
+    /// bound. The server uses the send-queue mark.
+    pub max_pinned: usize,
 }
 
 impl ZcPolicy {
@@ -106,13 +119,15 @@ pub struct ZcStats {
     pub zero_copied: u64,
 }
 
-/// What a connection learned about zero-copy on its socket.
+/// What a connection learned about zero-copy on its socket, and what it has pinned.
 #[derive(Default)]
 struct Verdict {
     copied_in_a_row: Cell<u32>,
     fallback_after: u32,
     /// Plain sends from now on.
     off: Cell<bool>,
+    /// Bytes its sends in the table keep (until their notifications).
+    pinned: Cell<usize>,
 }
 
 impl Verdict {
@@ -143,6 +158,17 @@ struct Op {
     waiting: bool,
     waker: Option<Waker>,
     verdict: Option<Rc<Verdict>>,
+    /// Bytes counted in the verdict's `pinned` for this send.
+    pinned: usize,
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        // The op leaves the table: the kernel is done with its memory (or the ring leaks it).
+        if let Some(v) = &self.verdict {
+            v.pinned.set(v.pinned.get().saturating_sub(self.pinned));
+        }
+    }
 }
 
 impl Op {
@@ -322,6 +348,13 @@ impl ZcRing {
         keep: Option<Bytes>,
         verdict: Option<Rc<Verdict>>,
     ) -> SendZc {
+        let pinned = match (&keep, &verdict) {
+            (Some(data), Some(v)) => {
+                v.pinned.set(v.pinned.get().saturating_add(data.len()));
+                data.len()
+            }
+            _ => 0,
+        };
         let key = self.inner.ops.borrow_mut().insert(Op {
             keep,
             result: None,
@@ -330,6 +363,7 @@ impl ZcRing {
             waiting: true,
             waker: None,
             verdict,
+            pinned,
         });
         let entry = entry.user_data(key as u64);
         let mut ring = self.inner.ring.borrow_mut();
@@ -472,7 +506,7 @@ impl Inner {
                         }
                     }
                     if op.finished() && !op.waiting {
-                        if let Some(b) = ops.remove(key).keep {
+                        if let Some(b) = ops.remove(key).keep.take() {
                             freed.push(b);
                         }
                     }
@@ -598,6 +632,19 @@ impl ZcConn {
             && len >= self.policy.threshold
             && !self.verdict.off.get()
             && !self.ring.disabled()
+            && self.may_pin(len)
+    }
+
+    /// Whether `len` more bytes may be pinned: they fit under the bound with what is pinned,
+    /// or nothing is pinned.
+    fn may_pin(&self, len: usize) -> bool {
+        let pinned = self.verdict.pinned.get();
+        pinned == 0 || pinned.saturating_add(len) <= self.policy.max_pinned
+    }
+
+    /// Bytes this connection's zero-copy sends keep pinned until their notifications.
+    pub fn pinned(&self) -> usize {
+        self.verdict.pinned.get()
     }
 
     /// Whether this connection has fallen back to plain sends.
@@ -605,13 +652,17 @@ impl ZcConn {
         self.verdict.off.get()
     }
 
-    /// Sends `data` zero-copy on `fd` until all is sent, an error, or the connection falls
-    /// back (the copy report, or a socket or kernel without SEND_ZC): then `Ok` with the bytes
-    /// sent so far, and the caller sends the rest plainly.
+    /// Sends `data` zero-copy on `fd` until all is sent, an error, the connection falls
+    /// back (the copy report, or a socket or kernel without SEND_ZC), or the rest would pin
+    /// more than the policy's `max_pinned`: then `Ok` with the bytes sent so far, and the
+    /// caller sends the rest plainly.
     pub async fn send_all(&self, fd: RawFd, data: &Bytes) -> (io::Result<()>, ZcSent) {
         let mut sent = ZcSent { bytes: 0, ops: 0 };
         while sent.bytes < data.len() {
-            if self.verdict.off.get() || self.ring.disabled() {
+            if self.verdict.off.get()
+                || self.ring.disabled()
+                || !self.may_pin(data.len() - sent.bytes)
+            {
                 break;
             }
             let rest = data.slice(sent.bytes..);

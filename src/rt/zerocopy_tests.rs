@@ -59,6 +59,7 @@ fn forced_zero_copy_sends_8_mib_byte_for_byte() {
             ZcPolicy {
                 threshold: 1,
                 fallback_after: 0,
+                max_pinned: usize::MAX,
             },
         );
         // Twice, so the second response goes zero-copy after the first one's reports.
@@ -99,6 +100,7 @@ fn copied_notifications_make_a_connection_fall_back() {
             ZcPolicy {
                 threshold: 64 * 1024,
                 fallback_after: 2,
+                max_pinned: usize::MAX,
             },
         );
         assert!(!conn.wants(1000), "below the threshold");
@@ -152,6 +154,7 @@ fn unix_sockets_refuse_zero_copy_and_fall_back_at_once() {
             ZcPolicy {
                 threshold: 1,
                 fallback_after: 0,
+                max_pinned: usize::MAX,
             },
         );
         let (r, sent) = conn.send_all(a.as_raw_fd(), &pattern(100_000)).await;
@@ -228,4 +231,58 @@ fn sends_from_a_registered_buffer_deliver_every_byte() {
         drop(s);
     });
     assert!(reader.join().unwrap() == expected[..]);
+}
+
+/// A peer that reads nothing holds back the notifications of whatever waits in the socket's
+/// send buffer: the connection stops sending zero-copy once it has `max_pinned` bytes (or one
+/// send) pinned, instead of pinning the whole send buffer.
+#[test]
+fn a_stalled_peer_pins_at_most_max_pinned() {
+    const MAX_PINNED: usize = 256 * 1024;
+    const SEND: usize = 64 * 1024;
+    let rt = WorkerRuntime::uring().expect("io_uring");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    socket2::SockRef::from(&s)
+        .set_send_buffer_size(4 << 20)
+        .unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    let data = pattern(SEND);
+    rt.block_on(async {
+        let ring = ZcRing::new().expect("SEND_ZC");
+        let conn = ZcConn::new(
+            ring.clone(),
+            ZcPolicy {
+                threshold: 1,
+                fallback_after: 0,
+                max_pinned: MAX_PINNED,
+            },
+        );
+        let mut total = 0usize;
+        let mut refused = false;
+        for _ in 0..256 {
+            if !conn.wants(SEND) {
+                refused = true;
+                break;
+            }
+            let send = conn.send_all(s.as_raw_fd(), &data);
+            let Ok((r, sent)) = tokio::time::timeout(Duration::from_millis(200), send).await else {
+                break; // The socket buffer is full: the bound never came into play.
+            };
+            r.unwrap();
+            total += sent.bytes;
+            assert!(conn.pinned() <= MAX_PINNED + SEND, "{}", conn.pinned());
+            // Let the notifications of what the peer's buffer took arrive.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(refused, "pinned {} after {total} bytes", conn.pinned());
+        assert!(conn.pinned() > 0);
+        let drain = std::thread::spawn(move || {
+            let mut v = vec![0u8; total];
+            peer.read_exact(&mut v).unwrap();
+        });
+        settle(&ring).await;
+        assert_eq!(conn.pinned(), 0, "every notification gives its bytes back");
+        drain.join().unwrap();
+    });
 }

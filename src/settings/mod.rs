@@ -188,11 +188,13 @@ impl Default for Sends {
 }
 
 impl Sends {
-    /// The runtime's zero-copy policy.
-    pub(crate) fn policy(&self) -> ZcPolicy {
+    /// The runtime's zero-copy policy; a connection pins at most `send_queue_high_water` bytes
+    /// (or one send) in zero-copy sends the kernel has not released.
+    pub(crate) fn policy(&self, send_queue_high_water: usize) -> ZcPolicy {
         ZcPolicy {
             threshold: self.zerocopy_threshold,
             fallback_after: self.zerocopy_fallback_after,
+            max_pinned: send_queue_high_water,
         }
     }
 }
