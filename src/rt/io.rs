@@ -12,6 +12,12 @@
 //! worker's ring), as an epoll connection does through tokio's reactor, then reads into a
 //! worker buffer it gives back at once ([`super::readbuf`]). Only with registered buffers on
 //! does an io_uring connection wait in a ring read into its registered buffer.
+//!
+//! A connection that is not reading watches for its peer's hang-up ([`ReadHalf::hung_up`]): on
+//! io_uring one `IORING_OP_POLL_ADD` for `POLLHUP | POLLERR`, armed the first time the
+//! connection pauses and kept until it fires or the socket is shut down (so pausing and
+//! resuming never piles up polls in the kernel); on epoll, tokio's error readiness. A FIN is
+//! not a hang-up (the peer may still read the responses): the engine's deadlines bound that.
 
 use std::cell::Cell;
 use std::io;
@@ -96,6 +102,7 @@ pub fn uring_halves<S: UringStream>(
             wait,
             borrowed: None,
             try_now: false,
+            hang_up: None,
         },
         UringWrite { stream, zc },
     )
@@ -138,6 +145,8 @@ pub struct UringRead<S> {
     /// waiting: the last read filled the whole worker buffer. Otherwise the socket was empty
     /// after it, and a `recv(2)` now would most likely fail and cost a system call.
     try_now: bool,
+    /// The watch for a hang-up, armed the first time the connection paused.
+    hang_up: Option<std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>>>>>,
 }
 
 /// The write half of an io_uring stream.
@@ -192,6 +201,19 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
             // Readiness without bytes (or bytes taken already): wait again.
             readbuf::give(worker);
             self.try_now = false;
+        }
+    }
+
+    async fn hung_up(&mut self) {
+        let stream = &self.stream;
+        let watch = self.hang_up.get_or_insert_with(|| {
+            let mask = (libc::POLLHUP | libc::POLLERR) as u32;
+            Box::pin(poll_socket(stream, mask))
+        });
+        match watch.as_mut().await {
+            Ok(()) => {}
+            // The poll failed (the socket is going away): nothing more to watch.
+            Err(_) => std::future::pending().await,
         }
     }
 
@@ -250,12 +272,19 @@ impl tokio_uring::OneshotOutputTransform for PollDone {
 /// descriptor cannot be closed (and reused by another connection) while the poll is queued or
 /// armed, even if this future is dropped first; the connection's shutdown completes it.
 async fn readable<S: UringStream>(stream: &Rc<Socket<S>>) -> io::Result<()> {
+    poll_socket(stream, libc::POLLIN as u32).await
+}
+
+/// One `IORING_OP_POLL_ADD` for `mask` on `stream`, which it keeps alive until the kernel
+/// completes it (see [`readable`]).
+fn poll_socket<S: UringStream>(
+    stream: &Rc<Socket<S>>,
+    mask: u32,
+) -> impl std::future::Future<Output = io::Result<()>> + 'static {
     let fd = io_uring::types::Fd(stream.as_raw_fd());
-    let sqe = io_uring::opcode::PollAdd::new(fd, libc::POLLIN as u32).build();
+    let sqe = io_uring::opcode::PollAdd::new(fd, mask).build();
     let stream: Rc<dyn std::any::Any> = stream.clone();
-    tokio_uring::UnsubmittedOneshot::new(stream, PollDone, sqe)
-        .submit()
-        .await
+    tokio_uring::UnsubmittedOneshot::new(stream, PollDone, sqe).submit()
 }
 
 impl<S: UringStream> WriteHalf for UringWrite<S> {
@@ -319,6 +348,8 @@ pub trait ReadySocket: 'static {
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
     /// Reads what is there into `buf`'s spare capacity, without waiting.
     fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize>;
+    /// Resolves when the socket is in error (the peer reset it).
+    fn errored(&self) -> impl std::future::Future<Output = ()>;
 }
 
 macro_rules! ready_socket {
@@ -329,6 +360,13 @@ macro_rules! ready_socket {
             }
             fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 <$ty>::try_read_buf(self, buf)
+            }
+            async fn errored(&self) {
+                match <$ty>::ready(self, tokio::io::Interest::ERROR).await {
+                    Ok(_) => {}
+                    // The reactor is gone: nothing more to watch.
+                    Err(_) => std::future::pending().await,
+                }
             }
         }
     };
@@ -400,6 +438,10 @@ impl<R: ReadySocket> ReadHalf for EpollRead<R> {
                 }
             }
         }
+    }
+
+    async fn hung_up(&mut self) {
+        self.socket.errored().await
     }
 
     fn filled(&self, n: usize) -> &[u8] {
