@@ -501,6 +501,9 @@ both_backends!(
     slowloris_is_cut_off,
     drain_answers_requests_already_sent,
     descriptor_exhaustion_with_a_scrape,
+    a_stalled_filter_request_is_not_stuck_in_flight,
+    an_abort_storm_takes_only_its_connections_share,
+    per_record_work_does_not_grow_with_requests_in_flight,
 );
 
 /// A receive ring of one 1 KiB buffer under 16 connections that upload at once: receives
@@ -620,4 +623,291 @@ fn metrics_clients_are_capped_and_timed_out() {
     health.read_to_string(&mut answer).unwrap();
     assert!(answer.ends_with("\r\n\r\nOK"), "{answer}");
     let _ = health.shutdown(Shutdown::Both);
+}
+
+/// The records of a FILTER request to `POST /echo` (which answers before reading) up to its
+/// first STDIN byte: the STDIN stream stays open, so the handler waits on it for ever.
+fn filter_echo_head(id: u16) -> BytesMut {
+    let mut out = BytesMut::new();
+    BeginRequest {
+        role: Role::FILTER,
+        flags: 1,
+    }
+    .encode(&mut out, id);
+    let mut p = BytesMut::new();
+    for (name, value) in params("POST", "/echo", 1) {
+        encode_pair(&mut p, name.as_bytes(), value.as_bytes());
+    }
+    encode_pair(&mut p, b"FCGI_DATA_LENGTH", b"100000000");
+    encode_stream(&mut out, RecordType::PARAMS, id, &p);
+    encode_stream_end(&mut out, RecordType::PARAMS, id);
+    encode_stream(&mut out, RecordType::STDIN, id, b"x");
+    out
+}
+
+/// A FILTER client that sends DATA until the server stops reading it (more than
+/// `max_body_buffer_bytes`: the echo never reads DATA), and then sends nothing more.
+fn stalled_filter_client(server: &Server) -> FcgiConn<TcpStream> {
+    let mut c = server.fcgi();
+    c.send(&filter_echo_head(1));
+    let mut data = BytesMut::new();
+    encode_stream(&mut data, RecordType::DATA, 1, &[b'd'; 16384]);
+    // Whole records, however the writes are cut: the server reads on once the request ends.
+    c.stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut written, mut at) = (0usize, 0usize);
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match c.stream.write(&data[at..]) {
+            Ok(n) => {
+                written += n;
+                at = (at + n) % data.len();
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    assert!(written > 256 * 1024, "only {written} bytes of DATA taken");
+    c.stream.set_write_timeout(None).unwrap();
+    c
+}
+
+/// Issue 22, item 1: FILTER requests whose DATA fills the body buffer before STDIN ends, to a
+/// handler that answers first and never reads DATA, so the connection is no longer read.
+/// Peers that reset such a connection are noticed at once (the body deadline is left at 30 s
+/// on the first server); peers that stay and go silent are timed out by the body deadline,
+/// which applies while the connection is not read. Either way the in-flight places come
+/// back, and with `--max-in-flight 8` other clients are answered again.
+fn a_stalled_filter_request_is_not_stuck_in_flight(io: &str) {
+    let server = Server::start(io, &["--workers", "1", "--max-in-flight", "8"]);
+    let stalled: Vec<_> = (0..8).map(|_| stalled_filter_client(&server)).collect();
+    server.wait_metric("ringgate_requests_in_flight", |v| v == 8.0);
+    let refused = server.fcgi().call(1, false, "GET", "/hello", b"");
+    assert_eq!(
+        refused.end.unwrap().protocol_status,
+        ProtocolStatus::OVERLOADED
+    );
+    for c in stalled {
+        reset(c.stream);
+    }
+    // Well within the 30 s body deadline: only the hang-up can have ended them.
+    assert_recovered(&server);
+    let text = server.scrape();
+    assert!(
+        metric(&text, "ringgate_aborts_total{cause=\"connection_lost\"}") >= 8.0,
+        "{text}"
+    );
+    drop(server);
+
+    let server = Server::start(
+        io,
+        &[
+            "--workers",
+            "1",
+            "--max-in-flight",
+            "8",
+            "--body-idle-timeout",
+            "2s",
+        ],
+    );
+    let mut silent: Vec<_> = (0..8).map(|_| stalled_filter_client(&server)).collect();
+    for c in &mut silent {
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The echo's head, then the end: the request was cut off (appStatus 1).
+        let r = c.responses(&[1]);
+        assert_eq!(r[&1].end.unwrap().app_status, 1, "{r:?}");
+    }
+    assert_recovered(&server);
+    let text = server.scrape();
+    assert!(
+        metric(
+            &text,
+            "ringgate_limit_hits_total{limit=\"body_idle_timeout\"}"
+        ) >= 8.0,
+        "{text}"
+    );
+}
+
+/// Issue 22, item 2: one connection keeps 100 requests in flight and, 200 times over, aborts
+/// each and reuses its id at once (twice per id and round: the first reuse is aborted in the
+/// same write). It never holds more than 100 live requests, so with `--max-in-flight 120`
+/// another client must always be answered; the storm's own refusals are its connection's
+/// share, and every limit hit is a refusal.
+fn an_abort_storm_takes_only_its_connections_share(io: &str) {
+    let server = Server::start(
+        io,
+        &[
+            "--workers",
+            "1",
+            "--max-in-flight",
+            "120",
+            "--max-requests-per-connection",
+            "100",
+        ],
+    );
+    let ids: Vec<u16> = (1..=100).collect();
+    let slow = |id| fcgi_request(id, true, "GET", "/slow?ms=600000", b"");
+    let mut storm = server.fcgi();
+    let mut opening = BytesMut::new();
+    for &id in &ids {
+        opening.extend_from_slice(&slow(id));
+    }
+    storm.send(&opening);
+    server.wait_metric("ringgate_requests_in_flight", |v| v == 100.0);
+    // The storm's replies are read, so that its send queue never holds it back.
+    let mut replies = storm.stream.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = [0u8; 65536];
+        while matches!(replies.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let port = server.fastcgi;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let other = std::thread::spawn(move || {
+        let mut c = FcgiConn::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+        let mut answers = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = c.call(1, true, "GET", "/hello", b"");
+            answers.push(r.end.unwrap().protocol_status);
+        }
+        answers
+    });
+    for _ in 0..200 {
+        let mut round = BytesMut::new();
+        for &id in &ids {
+            for _ in 0..2 {
+                round.extend_from_slice(&abort_record(id));
+                round.extend_from_slice(&slow(id));
+            }
+        }
+        storm.send(&round);
+    }
+    // Let the server get through what was sent.
+    std::thread::sleep(Duration::from_millis(500));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = other.join().unwrap();
+    assert!(!answers.is_empty());
+    assert!(
+        answers
+            .iter()
+            .all(|s| *s == ProtocolStatus::REQUEST_COMPLETE),
+        "another client was refused: {answers:?}"
+    );
+    reset(storm.stream);
+    drain.join().unwrap();
+    assert_recovered(&server);
+    let text = server.scrape();
+    let hits = metric(&text, "ringgate_limit_hits_total{limit=\"max_in_flight\"}")
+        + metric(
+            &text,
+            "ringgate_limit_hits_total{limit=\"max_requests_per_connection\"}",
+        );
+    let refusals = metric(
+        &text,
+        "ringgate_fastcgi_refusals_total{protocol_status=\"overloaded\"}",
+    );
+    assert_eq!(hits, refusals, "{text}");
+    assert_eq!(
+        metric(&text, "ringgate_limit_hits_total{limit=\"max_in_flight\"}"),
+        0.0,
+        "{text}"
+    );
+}
+
+/// CPU time (user + system) of the server's worker thread `ringgate-w0`.
+fn worker_cpu_time(server: &Server) -> Duration {
+    let tasks = format!("/proc/{}/task", server.child.id());
+    for task in std::fs::read_dir(&tasks).unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() != "ringgate-w0" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        return Duration::from_millis(ticks * 1000 / hz);
+    }
+    panic!("no worker thread ringgate-w0 in {tasks}");
+}
+
+/// Polls `series` every 200 ms (cheaper than `wait_metric`, whose scrapes would cost the
+/// server CPU being measured) until `ok`, for at most 120 s.
+fn wait_metric_slowly(server: &Server, series: &str, ok: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ok(metric(&server.scrape(), series)) {
+        assert!(Instant::now() < deadline, "{series} never got there");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Worker CPU per record for `records` ABORT_REQUESTs for an id not in flight, sent on a
+/// connection with `n` requests in flight (a GET_VALUES after them says when all were read).
+fn cpu_per_stray_abort(server: &Server, n: u16, records: usize) -> Duration {
+    let mut c = server.fcgi();
+    let mut opening = BytesMut::new();
+    for id in 1..=n {
+        opening.extend_from_slice(&fcgi_request(id, true, "GET", "/slow?ms=600000", b""));
+    }
+    c.send(&opening);
+    wait_metric_slowly(server, "ringgate_requests_in_flight", |v| v == f64::from(n));
+    let mut flood = BytesMut::new();
+    for _ in 0..records {
+        flood.extend_from_slice(&abort_record(65535));
+    }
+    let mut q = BytesMut::new();
+    encode_pair(&mut q, b"FCGI_MAX_REQS", b"");
+    encode_record(&mut flood, RecordType::GET_VALUES, 0, &q);
+    let before = worker_cpu_time(server);
+    c.send(&flood);
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let reply = c.record().unwrap().expect("GET_VALUES_RESULT");
+    assert_eq!(reply.record_type, RecordType::GET_VALUES_RESULT);
+    let cpu = worker_cpu_time(server) - before;
+    // Another client is answered while all of them are in flight.
+    assert_eq!(
+        server.fcgi().call(1, false, "GET", "/hello", b"").http().0,
+        200
+    );
+    reset(c.stream);
+    wait_metric_slowly(server, "ringgate_requests_in_flight", |v| v == 0.0);
+    cpu / records as u32
+}
+
+/// Issue 22, item 7: with `--max-requests-per-connection` raised, the work per record must
+/// not grow with the requests in flight (it once scanned every id). The same 100,000 stray
+/// ABORT_REQUESTs cost about the same with 30,000 requests in flight as with 1,000 (once:
+/// 30 times more); the bound is loose, the quadratic cost it catches is not.
+fn per_record_work_does_not_grow_with_requests_in_flight(io: &str) {
+    let server = Server::start(
+        io,
+        &[
+            "--workers",
+            "1",
+            "--max-requests-per-connection",
+            "40000",
+            "--max-in-flight",
+            "50000",
+        ],
+    );
+    let records = 100_000;
+    let few = cpu_per_stray_abort(&server, 1_000, records);
+    let many = cpu_per_stray_abort(&server, 30_000, records);
+    assert!(
+        many < few * 4 + Duration::from_micros(2),
+        "{many:?} per record with 30,000 in flight, {few:?} with 1,000"
+    );
+    assert_recovered(&server);
 }

@@ -1,11 +1,12 @@
 //! The whole connection driver (engine, request tasks of the demo application, timers)
 //! driven in memory by an arbitrary peer: well-formed requests to every demo route, with
 //! bodies longer or shorter than their `CONTENT_LENGTH` (or none), aborts, raw bytes, reads
-//! split anywhere, resets, half-closes, slow and failing sends, and a server drain, on a
-//! virtual clock. `ringgate::rt::sim::run` checks the invariants after each run: the
-//! connection closes, no request task outlives it, the in-flight count is back at 0, the
-//! output is a valid FastCGI record stream, and no response contradicts its own
-//! `content-length`.
+//! split anywhere, resets, half-closes, slow and failing sends, a server drain, FILTER
+//! requests with DATA sent before (or instead of) the end of STDIN, and storms of aborts that
+//! reuse their ids at once, on a virtual clock. `ringgate::rt::sim::run` checks the invariants
+//! after each run: the connection closes, no request task outlives it, the in-flight count is
+//! back at 0, the output is a valid FastCGI record stream, and no response contradicts its
+//! own `content-length`.
 #![no_main]
 
 use std::time::Duration;
@@ -41,6 +42,17 @@ enum Op {
         split: u8,
     },
     Abort(u8),
+    /// A FILTER request to `route` with `data` bytes of DATA sent before STDIN ends (or
+    /// without its end at all).
+    Filter {
+        id: u8,
+        route: Route,
+        data: u16,
+        stdin_end: bool,
+    },
+    /// `rounds` times, in one read each: ABORT_REQUEST then a new request under each of the
+    /// ids 1..=`ids` (twice per id when `twice`: the first one aborted in the same read).
+    AbortStorm { ids: u8, rounds: u8, twice: bool },
     Raw(Vec<u8>),
     Reset,
     Eof,
@@ -107,6 +119,37 @@ fn fastcgi_request(
     out.to_vec()
 }
 
+fn filter_request(id: u16, uri: &str, data: usize, stdin_end: bool) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    BeginRequest {
+        role: Role::FILTER,
+        flags: FLAG_KEEP_CONN,
+    }
+    .encode(&mut out, id);
+    let mut params = BytesMut::new();
+    for (name, value) in vars(uri, 1, Some(1)) {
+        encode_pair(&mut params, name.as_bytes(), value.as_bytes());
+    }
+    encode_pair(&mut params, b"FCGI_DATA_LENGTH", data.to_string().as_bytes());
+    encode_stream(&mut out, RecordType::PARAMS, id, &params);
+    encode_stream_end(&mut out, RecordType::PARAMS, id);
+    encode_stream(&mut out, RecordType::STDIN, id, b"s");
+    for chunk in vec![b'd'; data].chunks(4096) {
+        encode_stream(&mut out, RecordType::DATA, id, chunk);
+    }
+    encode_stream_end(&mut out, RecordType::DATA, id);
+    if stdin_end {
+        encode_stream_end(&mut out, RecordType::STDIN, id);
+    }
+    out.to_vec()
+}
+
+fn abort(id: u16) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_record(&mut out, RecordType::ABORT_REQUEST, id, &[]);
+    out.to_vec()
+}
+
 fn scgi_request(uri: &str, body: usize, length: usize) -> Vec<u8> {
     let mut out = BytesMut::new();
     let vars = vars(uri, body, None);
@@ -142,10 +185,29 @@ fuzz_target!(|input: Input| {
                 let split = if split == 0 { bytes.len() } else { usize::from(split) };
                 script.extend(bytes.chunks(split).map(|c| Step::Read(c.to_vec())));
             }
-            Op::Abort(id) => {
-                let mut out = BytesMut::new();
-                encode_record(&mut out, RecordType::ABORT_REQUEST, u16::from(id % 10) + 1, &[]);
-                script.push(Step::Read(out.to_vec()));
+            Op::Abort(id) => script.push(Step::Read(abort(u16::from(id % 10) + 1))),
+            Op::Filter { .. } | Op::AbortStorm { .. } if input.scgi => {}
+            Op::Filter {
+                id,
+                route,
+                data,
+                stdin_end,
+            } => {
+                let data = usize::from(data % 40_000);
+                let bytes = filter_request(u16::from(id % 10) + 1, &uri(&route), data, stdin_end);
+                script.push(Step::Read(bytes));
+            }
+            Op::AbortStorm { ids, rounds, twice } => {
+                for _ in 0..rounds % 16 {
+                    let mut read = Vec::new();
+                    for id in 1..=u16::from(ids % 12) {
+                        for _ in 0..if twice { 2 } else { 1 } {
+                            read.extend(abort(id));
+                            read.extend(fastcgi_request(id, true, "/slow?ms=500", 0));
+                        }
+                    }
+                    script.push(Step::Read(read));
+                }
             }
             Op::Raw(bytes) => script.push(Step::Read(bytes)),
             Op::Reset => script.push(Step::Reset),

@@ -5,8 +5,20 @@
 //! body-length rule on STDIN (`channel::input`: exactly `CONTENT_LENGTH` bytes reach the
 //! application, an empty STDIN record before them is a body error, and without a length the
 //! body runs to that record).
+//!
+//! Per-event work does not depend on how many requests are in flight: a wire id finds its
+//! slot through a hash map, deadlines wait in a heap (`super::deadlines`), and whether the
+//! connection is stalled on a full input buffer is a count of the requests at their bound.
+//!
+//! The body deadline, in every phase: a request whose input (STDIN, or FILTER's DATA) is still
+//! open must see it move every `body_idle`: bytes arrive for it, or its application takes
+//! some. The clock runs whether or not the connection is being read, with one exception: while
+//! the connection is not read (another request's buffer is full, or the send queue is over its
+//! mark) a request with nothing buffered is waiting for the connection, not stalling it, and
+//! its clock restarts when reading resumes. So a handler that answers and never reads its
+//! input times out, instead of holding the connection (which is no longer read) forever.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use slab::Slab;
 
+use super::deadlines::{Deadlines, Entry};
 use super::input::{release_if_empty, InputBuffer, Update};
 use super::send_queue::SendQueue;
 use super::{
@@ -60,8 +73,11 @@ struct Request {
     role: Role,
     keep_conn: bool,
     started: Instant,
-    /// Last time input for this request arrived (for the body idle timeout).
+    /// Last time this request's input moved: bytes arrived for it, or its application took
+    /// some (for the body idle timeout).
     last_input: Instant,
+    /// The time of this request's current entry in the engine's deadlines, if it has one.
+    timer_at: Option<Instant>,
     params: Params,
     stdin: InputBuffer,
     data: InputBuffer,
@@ -81,6 +97,14 @@ impl Request {
     fn over_buffer_limit(&self, limit: usize) -> bool {
         self.stdin.buffered() >= limit || self.data.buffered() >= limit
     }
+
+    fn input_open(&self) -> bool {
+        self.stdin.is_open() || self.data.is_open()
+    }
+
+    fn input_buffered(&self) -> bool {
+        self.stdin.buffered() > 0 || self.data.buffered() > 0
+    }
 }
 
 /// A sans-IO FastCGI connection. See [`Channel`] for the call contract.
@@ -92,8 +116,16 @@ pub struct FastCgiEngine {
     decoder: RecordDecoder,
     input: BytesMut,
     requests: Slab<Request>,
-    /// Wire id -> slab slot of every request in flight (a handful: a linear scan wins).
-    ids: Vec<(u16, usize)>,
+    /// Wire id -> slab slot of every request in flight. Given back when none is.
+    ids: HashMap<u16, u32>,
+    /// Params and body deadlines of the requests in flight. Given back when none is.
+    deadlines: Deadlines,
+    /// Requests whose input buffer is at `max_body_buffer_bytes`: while any is, the
+    /// connection is not read.
+    over_limit: usize,
+    /// When reading last resumed after a pause (input stall or full send queue): the body
+    /// clock of a request that waited for the connection starts again there.
+    resumed_at: Instant,
     next_generation: u32,
     out: SendQueue,
     events: VecDeque<Event>,
@@ -123,7 +155,10 @@ impl FastCgiEngine {
             decoder: RecordDecoder::new(),
             input: BytesMut::new(),
             requests: Slab::new(),
-            ids: Vec::new(),
+            ids: HashMap::new(),
+            deadlines: Deadlines::default(),
+            over_limit: 0,
+            resumed_at: now,
             next_generation: 0,
             events: VecDeque::new(),
             close_when_idle: false,
@@ -148,7 +183,7 @@ impl FastCgiEngine {
     }
 
     fn slot_of(&self, id: u16) -> Option<usize> {
-        self.ids.iter().find(|(i, _)| *i == id).map(|(_, s)| *s)
+        self.ids.get(&id).map(|s| *s as usize)
     }
 
     fn key_of(&self, slot: usize) -> RequestKey {
@@ -180,17 +215,61 @@ impl FastCgiEngine {
     fn remove(&mut self, slot: usize, now: Instant) {
         let key = self.key_of(slot);
         let req = self.requests.remove(slot);
-        self.ids.retain(|(_, s)| *s != slot);
+        self.ids.remove(&req.id);
         self.out.forget(key);
         if !req.keep_conn {
             self.close_when_idle = true;
         }
         if self.requests.is_empty() {
             self.idle_since = now;
+            // A connection between requests holds no tables.
+            self.ids = HashMap::new();
+            self.deadlines.clear();
         }
         // Removing a request can end a stall, never start one.
-        if self.input_stalled_since.is_some() {
+        if req.over_buffer_limit(self.limits.max_body_buffer_bytes) {
+            self.over_limit -= 1;
             self.update_input_stall(now);
+        }
+    }
+
+    /// Arms `slot`'s deadline at `at`, unless its current entry comes no later.
+    fn arm(&mut self, slot: usize, at: Instant) {
+        let req = &mut self.requests[slot];
+        if req.timer_at.is_some_and(|t| t <= at) {
+            return;
+        }
+        req.timer_at = Some(at);
+        let entry = Entry {
+            at,
+            slot: slot as u32,
+            generation: req.generation,
+        };
+        self.deadlines.push(entry);
+        let requests = &self.requests;
+        self.deadlines.compact(requests.len(), |e| {
+            requests
+                .get(e.slot as usize)
+                .is_some_and(|r| r.generation == e.generation && r.timer_at == Some(e.at))
+        });
+    }
+
+    /// When `req` expires, as far as can be told at `now`: `None` when it never does (its
+    /// head is complete and its input ended). A request waiting for the connection gets
+    /// `now + body_idle`, a lower bound of wherever its clock restarts.
+    fn due(&self, req: &Request, now: Instant) -> Option<Instant> {
+        match req.params {
+            Params::Reading(_) => Some(req.started + self.timeouts.params),
+            Params::Announced if !req.input_open() => None,
+            Params::Announced => {
+                let charged = self.wants_read() || req.input_buffered();
+                let from = if charged {
+                    req.last_input.max(self.resumed_at)
+                } else {
+                    now
+                };
+                Some(from + self.timeouts.body_idle)
+            }
         }
     }
 
@@ -353,6 +432,7 @@ impl FastCgiEngine {
             keep_conn: begin.keep_conn(),
             started: now,
             last_input: now,
+            timer_at: None,
             params: Params::Reading(ParamsDecoder::new(
                 self.limits.max_params_bytes,
                 self.limits.max_params_pairs,
@@ -366,7 +446,8 @@ impl FastCgiEngine {
             output: Output::Head,
             stderr_sent: false,
         });
-        self.ids.push((id, slot));
+        self.ids.insert(id, slot as u32);
+        self.arm(slot, now + self.timeouts.params);
         self.stat(Stat::ConnectionConcurrency {
             in_flight: self.requests.len(),
         });
@@ -426,6 +507,10 @@ impl FastCgiEngine {
             self.input_update(update);
         }
         let key = self.key_of(slot);
+        // From now on the body deadline applies (which may come before the params one).
+        if let Some(at) = self.due(&self.requests[slot], now) {
+            self.arm(slot, at);
+        }
         self.stat(Stat::RequestStarted { protocol: PROTOCOL });
         self.events.push_back(Event::Request(Box::new(NewRequest {
             key,
@@ -459,8 +544,10 @@ impl FastCgiEngine {
             return;
         };
         let key = self.key_of(slot);
+        let limit = self.limits.max_body_buffer_bytes;
         let req = &mut self.requests[slot];
         req.last_input = now;
+        let was_over = req.over_buffer_limit(limit);
         let buffer = req.input(stream);
         if !buffer.wire_open() {
             return self.protocol_error(ProtocolErrorKind::InputAfterEnd);
@@ -475,11 +562,10 @@ impl FastCgiEngine {
         }
         self.input_update(update);
         // More input can start a stall (this request's buffer reached the limit), never end
-        // one: only this request needs a look.
-        if self.input_stalled_since.is_none()
-            && self.requests[slot].over_buffer_limit(self.limits.max_body_buffer_bytes)
-        {
-            self.input_stalled_since = Some(now);
+        // one.
+        if !was_over && self.requests[slot].over_buffer_limit(limit) {
+            self.over_limit += 1;
+            self.update_input_stall(now);
         }
     }
 
@@ -493,17 +579,14 @@ impl FastCgiEngine {
         }
     }
 
-    /// Starts or ends the input-stall interval as buffers fill and drain.
+    /// Starts or ends the input-stall interval as requests reach their buffer bound or leave
+    /// it (`over_limit`). Reading resumes when it ends.
     fn update_input_stall(&mut self, now: Instant) {
-        let limit = self.limits.max_body_buffer_bytes;
-        let stalled = self
-            .requests
-            .iter()
-            .any(|(_, r)| r.over_buffer_limit(limit));
-        match (stalled, self.input_stalled_since) {
+        match (self.over_limit > 0, self.input_stalled_since) {
             (true, None) => self.input_stalled_since = Some(now),
             (false, Some(since)) => {
                 self.input_stalled_since = None;
+                self.resumed_at = now;
                 self.stat(Stat::InputStall {
                     duration: now.saturating_duration_since(since),
                 });
@@ -655,9 +738,17 @@ impl Channel for FastCgiEngine {
         let Ok(slot) = self.lookup(key) else {
             return BodyChunk::Broken;
         };
-        let chunk = self.requests[slot].input(stream).pop();
-        if matches!(chunk, BodyChunk::Data(_)) && self.input_stalled_since.is_some() {
-            self.update_input_stall(now);
+        let limit = self.limits.max_body_buffer_bytes;
+        let req = &mut self.requests[slot];
+        let was_over = req.over_buffer_limit(limit);
+        let chunk = req.input(stream).pop();
+        if matches!(chunk, BodyChunk::Data(_)) {
+            // The application taking input is progress too (the body clock).
+            req.last_input = now;
+            if was_over && !req.over_buffer_limit(limit) {
+                self.over_limit -= 1;
+                self.update_input_stall(now);
+            }
         }
         chunk
     }
@@ -762,7 +853,11 @@ impl Channel for FastCgiEngine {
     }
 
     fn handle_sent(&mut self, n: usize, now: Instant) {
+        let was_over = self.out.over_high_water();
         self.out.sent(n, now, &mut self.events);
+        if was_over && !self.out.over_high_water() {
+            self.resumed_at = now;
+        }
         if !self.input.is_empty() {
             // Records held back while the queue was full; a bad one closes the connection
             // here just as it would have on arrival.
@@ -781,19 +876,8 @@ impl Channel for FastCgiEngine {
         if self.closed.is_some() {
             return None;
         }
-        let mut earliest: Option<Instant> = None;
+        let mut earliest = self.deadlines.next();
         let mut consider = |t: Instant| earliest = Some(earliest.map_or(t, |e| e.min(t)));
-        for (_, req) in &self.requests {
-            match req.params {
-                Params::Reading(_) => consider(req.started + self.timeouts.params),
-                Params::Announced if req.stdin.is_open() || req.data.is_open() => {
-                    if self.wants_read() {
-                        consider(req.last_input + self.timeouts.body_idle);
-                    }
-                }
-                Params::Announced => {}
-            }
-        }
         if self.idle() {
             consider(self.idle_since + self.timeouts.keepalive_idle);
         }
@@ -807,39 +891,35 @@ impl Channel for FastCgiEngine {
         if self.closed.is_some() {
             return;
         }
-        let reading = self.wants_read();
-        let expired: Vec<(usize, bool)> = self
-            .requests
-            .iter()
-            .filter_map(|(slot, req)| match req.params {
-                Params::Reading(_) if now >= req.started + self.timeouts.params => {
-                    Some((slot, false))
+        while let Some(entry) = self.deadlines.pop_due(now) {
+            let slot = entry.slot as usize;
+            let current = self
+                .requests
+                .get(slot)
+                .is_some_and(|r| r.generation == entry.generation && r.timer_at == Some(entry.at));
+            if !current {
+                continue; // The request ended, or was re-armed earlier.
+            }
+            self.requests[slot].timer_at = None;
+            match self.due(&self.requests[slot], now) {
+                None => {}
+                Some(at) if at > now => self.arm(slot, at),
+                Some(_) if matches!(self.requests[slot].params, Params::Announced) => {
+                    self.stat(Stat::LimitHit {
+                        limit: Limit::BodyIdleTimeout,
+                    });
+                    self.abort_slot(slot, AbortCause::Timeout, StatusCode::REQUEST_TIMEOUT, now);
                 }
-                Params::Announced
-                    if reading
-                        && (req.stdin.is_open() || req.data.is_open())
-                        && now >= req.last_input + self.timeouts.body_idle =>
-                {
-                    Some((slot, true))
+                Some(_) => {
+                    self.stat(Stat::LimitHit {
+                        limit: Limit::ParamsTimeout,
+                    });
+                    self.stat(Stat::Aborted {
+                        protocol: PROTOCOL,
+                        cause: AbortCause::Timeout,
+                    });
+                    self.answer_unannounced(slot, StatusCode::REQUEST_TIMEOUT, now);
                 }
-                _ => None,
-            })
-            .collect();
-        for (slot, announced) in expired {
-            if announced {
-                self.stat(Stat::LimitHit {
-                    limit: Limit::BodyIdleTimeout,
-                });
-                self.abort_slot(slot, AbortCause::Timeout, StatusCode::REQUEST_TIMEOUT, now);
-            } else {
-                self.stat(Stat::LimitHit {
-                    limit: Limit::ParamsTimeout,
-                });
-                self.stat(Stat::Aborted {
-                    protocol: PROTOCOL,
-                    cause: AbortCause::Timeout,
-                });
-                self.answer_unannounced(slot, StatusCode::REQUEST_TIMEOUT, now);
             }
         }
         if self.idle() && now >= self.idle_since + self.timeouts.keepalive_idle {
@@ -871,6 +951,10 @@ impl Channel for FastCgiEngine {
 
     fn in_flight(&self) -> usize {
         self.requests.len()
+    }
+
+    fn is_live(&self, key: RequestKey) -> bool {
+        self.lookup(key).is_ok()
     }
 }
 

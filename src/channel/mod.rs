@@ -9,6 +9,7 @@
 //! The runtime (`rt/`) drives it through the [`Channel`] trait; the call contract is there.
 
 mod canned;
+mod deadlines;
 pub mod events;
 mod fastcgi;
 mod input;
@@ -115,7 +116,11 @@ pub struct Timeouts {
     /// From the start of a request (FastCGI BEGIN_REQUEST, SCGI connection) to its complete head.
     #[serde(with = "crate::settings::units::duration")]
     pub params: Duration,
-    /// Longest gap between body bytes while the engine is willing to read.
+    /// Longest time a request's open input (body, FILTER data) may go without moving: no
+    /// bytes arriving for it and none taken by its application. It applies in every phase,
+    /// also while the connection is not read because this request's buffer is full; only a
+    /// request with nothing buffered that waits for a paused connection is not charged, and
+    /// its clock restarts when reading resumes.
     #[serde(with = "crate::settings::units::duration")]
     pub body_idle: Duration,
     /// Longest time a connection may sit with no request in flight and nothing to send.
@@ -359,4 +364,7 @@ pub trait Channel {
     fn close_reason(&self) -> Option<CloseReason>;
     /// Requests in flight.
     fn in_flight(&self) -> usize;
+    /// Whether `key` still names a request in flight: `false` for one that ended (aborted by
+    /// the peer in the same read, say) after its [`Event::Request`] was queued.
+    fn is_live(&self, key: RequestKey) -> bool;
 }

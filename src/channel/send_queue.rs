@@ -1,8 +1,10 @@
 //! The send queue of one connection: encoded bytes waiting for the socket, the high-water
 //! mark above which response producers are paused, and the fair, FIFO list of paused
-//! producers (every pause is reported as a producer stall when it ends).
+//! producers (every pause is reported as a producer stall when it ends). Pausing, resuming
+//! and forgetting a producer cost O(1) however many are paused: membership is a set, and a
+//! forgotten producer's place in the FIFO is skipped when its turn comes.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +20,8 @@ pub(crate) struct SendQueue {
     in_flight: usize,
     high_water: usize,
     stalled: VecDeque<(RequestKey, Instant)>,
+    /// The producers paused now: those of `stalled` that were not forgotten since.
+    paused: HashSet<RequestKey>,
 }
 
 impl SendQueue {
@@ -27,6 +31,7 @@ impl SendQueue {
             in_flight: 0,
             high_water,
             stalled: VecDeque::new(),
+            paused: HashSet::new(),
         }
     }
 
@@ -54,7 +59,7 @@ impl SendQueue {
         if !self.over_high_water() {
             return true;
         }
-        if !self.stalled.iter().any(|(k, _)| *k == key) {
+        if self.paused.insert(key) {
             self.stalled.push_back((key, now));
         }
         false
@@ -79,6 +84,9 @@ impl SendQueue {
             // Wake every paused producer, oldest first: one that finds the queue full again
             // re-joins at the back, which makes the order round-robin.
             while let Some((key, since)) = self.stalled.pop_front() {
+                if !self.paused.remove(&key) {
+                    continue; // Forgotten: its request ended.
+                }
                 events.push_back(Event::Stat(Stat::ProducerStall {
                     duration: now.saturating_duration_since(since),
                 }));
@@ -89,7 +97,12 @@ impl SendQueue {
 
     /// A request ended: it waits for nothing any more.
     pub(crate) fn forget(&mut self, key: RequestKey) {
-        self.stalled.retain(|(k, _)| *k != key);
+        // Its entry in `stalled` stays until its turn (at most one per request that ended
+        // while paused: no new request is decoded while the queue is over its mark).
+        if self.paused.remove(&key) && self.paused.is_empty() {
+            self.stalled = VecDeque::new();
+            self.paused = HashSet::new();
+        }
     }
 
     /// The driver could not send: nothing will ever drain.
@@ -97,5 +110,6 @@ impl SendQueue {
         self.buf.clear();
         self.in_flight = 0;
         self.stalled.clear();
+        self.paused.clear();
     }
 }

@@ -233,6 +233,14 @@ impl StreamEngine {
         self.status()
     }
 
+    /// Whether the body deadline applies: the body is still open, and either the connection
+    /// is being read or bytes wait for the application, which must take them (the rule the
+    /// FastCGI engine documents). A handler that never reads a body larger than the buffer
+    /// would otherwise hold the connection, no longer read, forever.
+    fn body_clock_runs(&self) -> bool {
+        self.body.is_open() && (self.wants_read() || self.body.buffered() > 0)
+    }
+
     /// While draining, when a connection that has sent nothing yet is closed.
     fn quiet_drain_deadline(&self) -> Option<Instant> {
         self.drain_deadline.filter(|_| !self.received)
@@ -350,6 +358,10 @@ impl Channel for StreamEngine {
             };
         }
         let chunk = self.body.pop();
+        if matches!(chunk, BodyChunk::Data(_)) {
+            // The application taking input is progress too (the body clock).
+            self.last_input = now;
+        }
         if let Some(since) = self.input_stalled_since {
             if self.body.buffered() < self.limits.max_body_buffer_bytes {
                 self.input_stalled_since = None;
@@ -452,7 +464,12 @@ impl Channel for StreamEngine {
     }
 
     fn handle_sent(&mut self, n: usize, now: Instant) {
+        let was_over = self.out.over_high_water();
         self.out.sent(n, now, &mut self.events);
+        if was_over && !self.out.over_high_water() {
+            // The body clock stopped while the connection was not read for the send queue.
+            self.last_input = self.last_input.max(now);
+        }
     }
 
     fn queued_output(&self) -> usize {
@@ -471,7 +488,7 @@ impl Channel for StreamEngine {
                         .map_or(params, |d| d.min(params)),
                 )
             }
-            Phase::Active { .. } if self.body.is_open() && self.wants_read() => {
+            Phase::Active { .. } if self.body_clock_runs() => {
                 Some(self.last_input + self.timeouts.body_idle)
             }
             _ => None,
@@ -491,9 +508,7 @@ impl Channel for StreamEngine {
                 self.end(CloseReason::Shutdown);
             }
             Phase::Active { status, .. }
-                if self.body.is_open()
-                    && self.wants_read()
-                    && now >= self.last_input + self.timeouts.body_idle =>
+                if self.body_clock_runs() && now >= self.last_input + self.timeouts.body_idle =>
             {
                 self.stat(Stat::LimitHit {
                     limit: Limit::BodyIdleTimeout,
@@ -526,5 +541,9 @@ impl Channel for StreamEngine {
 
     fn in_flight(&self) -> usize {
         usize::from(matches!(self.phase, Phase::Active { .. }))
+    }
+
+    fn is_live(&self, key: RequestKey) -> bool {
+        self.check_key(key).is_ok()
     }
 }

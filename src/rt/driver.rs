@@ -10,6 +10,18 @@
 //! awaits the handler, then pulls its response body only while the engine allows
 //! (backpressure), with the request's error output beside it when the handler uses a
 //! [`Peer`] (such requests always get a task).
+//!
+//! A connection's share of the worker: it may hold at most `max_requests_per_connection`
+//! places in the worker's in-flight count, counting requests its engine already ended whose
+//! tasks are still being dropped (an aborted task gives its place back only when the runtime
+//! drops it), so a peer that aborts and reuses its ids in a loop is refused on its own
+//! connection instead of using up the worker's budget. A request that ended before the driver
+//! saw it (aborted in the same read) is never admitted.
+//!
+//! A connection that is not read (its engine waits for an application to take input, or for
+//! the peer to take output) still watches its socket for a hang-up (a reset or an error): the
+//! peer that left is noticed at once and its requests are aborted, instead of waiting for a
+//! deadline.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -58,6 +70,12 @@ pub trait ReadHalf: 'static {
     /// The bytes of the last read were consumed: a half that borrowed a worker buffer for
     /// them gives it back now, so that a connection that waits holds none.
     fn release(&mut self) {}
+    /// Resolves when the peer is gone for good (the socket was reset or is in error), for a
+    /// connection that is not reading. Never, for a half without a socket to watch. It may
+    /// be dropped and called again: it holds at most one watch on the socket.
+    fn hung_up(&mut self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
 }
 
 /// The write side of a connection.
@@ -215,6 +233,9 @@ struct Conn<E, H> {
     worker: Rc<WorkerShared<H>>,
     requests: RefCell<RequestSlots<RequestSlot>>,
     reader_parked: Cell<bool>,
+    /// Places this connection holds in the worker's in-flight count (requests admitted whose
+    /// guard is not dropped yet, aborted ones included).
+    admitted: Cell<usize>,
     /// `after` is running: a call from within it (a handler polled where its request was
     /// announced) leaves the work to the running one.
     in_after: Cell<bool>,
@@ -248,6 +269,7 @@ where
         worker: worker.clone(),
         requests: RefCell::new(RequestSlots::default()),
         reader_parked: Cell::new(false),
+        admitted: Cell::new(0),
         in_after: Cell::new(false),
         reader_wake: Signal::default(),
         writer_wake: Signal::default(),
@@ -390,6 +412,22 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
     fn start_request(self: &Rc<Self>, new: crate::channel::NewRequest) {
         let key = new.key;
         let now = now();
+        if !self.engine.borrow().is_live(key) {
+            // Ended already (aborted in the same read): never admitted, nothing to refuse.
+            return;
+        }
+        if self.admitted.get() >= self.worker.limits.max_requests_per_connection.max(1) {
+            // The connection's share of the worker is taken, by requests that are still
+            // being dropped after an abort.
+            self.worker.metrics.record(&Stat::LimitHit {
+                limit: Limit::MaxRequestsPerConnection,
+            });
+            let _ = self
+                .engine
+                .borrow_mut()
+                .reject(key, Rejection::Overloaded, now);
+            return;
+        }
         let Some(in_flight) = self.worker.admit() else {
             self.worker.metrics.record(&Stat::LimitHit {
                 limit: Limit::MaxInFlight,
@@ -405,6 +443,7 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
             .handler
             .uses_peer()
             .then(|| Peer::new(new.protocol == Protocol::FastCgi));
+        self.admitted.set(self.admitted.get() + 1);
         let guard = RequestGuard {
             conn: self.clone(),
             key,
@@ -634,6 +673,7 @@ struct RequestGuard<E: Channel + 'static, H: Handler> {
 
 impl<E: Channel + 'static, H: Handler> Drop for RequestGuard<E, H> {
     fn drop(&mut self) {
+        self.conn.admitted.set(self.conn.admitted.get() - 1);
         if let Some(peer) = &self.peer {
             peer.end();
         }
@@ -792,7 +832,23 @@ async fn read_loop<E: Channel + 'static, H: Handler, R: ReadHalf>(
         }
         if !conn.engine.borrow().wants_read() {
             conn.reader_parked.set(true);
-            conn.reader_wake.wait().await;
+            let mut hung_up = std::pin::pin!(reader.hung_up());
+            let left = std::future::poll_fn(|cx| {
+                if conn.reader_wake.poll_wait(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                hung_up.as_mut().poll(cx).map(|()| true)
+            })
+            .await;
+            if left && !conn.finished.get() {
+                // The peer reset the connection while it was not read: nothing of what is
+                // in flight can reach it.
+                tracing::debug!("peer hung up while the connection was not read");
+                conn.close_reason.set(Some(CloseReason::IoError));
+                conn.engine.borrow_mut().handle_write_failed(now());
+                conn.after();
+                return;
+            }
             continue;
         }
         let result = reader.read().await;

@@ -12,6 +12,12 @@
 //! worker's ring), as an epoll connection does through tokio's reactor, then reads into a
 //! worker buffer it gives back at once ([`super::readbuf`]). Only with registered buffers on
 //! does an io_uring connection wait in a ring read into its registered buffer.
+//!
+//! A connection that is not reading watches for its peer's hang-up ([`ReadHalf::hung_up`]): on
+//! io_uring one `IORING_OP_POLL_ADD` for `POLLHUP | POLLERR`, armed the first time the
+//! connection pauses and kept until it fires or the socket is shut down (so pausing and
+//! resuming never piles up polls in the kernel); on epoll, tokio's error readiness. A FIN is
+//! not a hang-up (the peer may still read the responses): the engine's deadlines bound that.
 
 use std::cell::Cell;
 use std::io;
@@ -98,6 +104,7 @@ pub fn uring_halves<S: UringStream>(
             // A new connection's first bytes (its request, with a connection per request)
             // are most often there by the time it is accepted.
             try_now: true,
+            hang_up: None,
         },
         UringWrite { stream, zc },
     )
@@ -141,6 +148,8 @@ pub struct UringRead<S> {
     /// filled the whole worker buffer. Otherwise the socket was empty after the last read,
     /// and a `recv(2)` now would most likely fail and cost a system call.
     try_now: bool,
+    /// The watch for a hang-up, armed the first time the connection paused.
+    hang_up: Option<std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>>>>>,
 }
 
 /// The write half of an io_uring stream.
@@ -209,6 +218,19 @@ impl<S: UringStream> ReadHalf for UringRead<S> {
         }
     }
 
+    async fn hung_up(&mut self) {
+        let stream = &self.stream;
+        let watch = self.hang_up.get_or_insert_with(|| {
+            let mask = (libc::POLLHUP | libc::POLLERR) as u32;
+            Box::pin(poll_socket(stream, mask))
+        });
+        match watch.as_mut().await {
+            Ok(()) => {}
+            // The poll failed (the socket is going away): nothing more to watch.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     fn filled(&self, n: usize) -> &[u8] {
         match (&self.borrowed, &self.wait) {
             (Some(b), _) => &b[..n],
@@ -264,12 +286,19 @@ impl tokio_uring::OneshotOutputTransform for PollDone {
 /// descriptor cannot be closed (and reused by another connection) while the poll is queued or
 /// armed, even if this future is dropped first; the connection's shutdown completes it.
 async fn readable<S: UringStream>(stream: &Rc<Socket<S>>) -> io::Result<()> {
+    poll_socket(stream, libc::POLLIN as u32).await
+}
+
+/// One `IORING_OP_POLL_ADD` for `mask` on `stream`, which it keeps alive until the kernel
+/// completes it (see [`readable`]).
+fn poll_socket<S: UringStream>(
+    stream: &Rc<Socket<S>>,
+    mask: u32,
+) -> impl std::future::Future<Output = io::Result<()>> + 'static {
     let fd = io_uring::types::Fd(stream.as_raw_fd());
-    let sqe = io_uring::opcode::PollAdd::new(fd, libc::POLLIN as u32).build();
+    let sqe = io_uring::opcode::PollAdd::new(fd, mask).build();
     let stream: Rc<dyn std::any::Any> = stream.clone();
-    tokio_uring::UnsubmittedOneshot::new(stream, PollDone, sqe)
-        .submit()
-        .await
+    tokio_uring::UnsubmittedOneshot::new(stream, PollDone, sqe).submit()
 }
 
 impl<S: UringStream> WriteHalf for UringWrite<S> {
@@ -333,6 +362,8 @@ pub trait ReadySocket: 'static {
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
     /// Reads what is there into `buf`'s spare capacity, without waiting.
     fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize>;
+    /// Resolves when the socket is in error (the peer reset it).
+    fn errored(&self) -> impl std::future::Future<Output = ()>;
 }
 
 macro_rules! ready_socket {
@@ -343,6 +374,13 @@ macro_rules! ready_socket {
             }
             fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
                 <$ty>::try_read_buf(self, buf)
+            }
+            async fn errored(&self) {
+                match <$ty>::ready(self, tokio::io::Interest::ERROR).await {
+                    Ok(_) => {}
+                    // The reactor is gone: nothing more to watch.
+                    Err(_) => std::future::pending().await,
+                }
             }
         }
     };
@@ -414,6 +452,10 @@ impl<R: ReadySocket> ReadHalf for EpollRead<R> {
                 }
             }
         }
+    }
+
+    async fn hung_up(&mut self) {
+        self.socket.errored().await
     }
 
     fn filled(&self, n: usize) -> &[u8] {

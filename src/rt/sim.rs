@@ -4,12 +4,13 @@
 //! whose clock is virtual. The fuzz target `driver` runs arbitrary scripts through it; the
 //! unit tests below run the races that once leaked.
 //!
-//! After every run it checks what must hold whatever the peer did: the connection closed,
-//! every request task ended, the worker's in-flight count is back to 0, (FastCGI) what the
-//! server sent parses as a record stream, and no response contradicts its own
-//! `content-length` (a complete one has exactly that many body bytes; SCGI's, which may be
-//! cut short by an abort, no more), whatever the bodies the peer sent against their
-//! `CONTENT_LENGTH`.
+//! After every run it checks what must hold whatever the peer did: the connection closed
+//! (within a day of virtual time after the script's own sleeps, even with a peer that goes
+//! silent while the connection is not read), every request task ended, the worker's in-flight
+//! count is back to 0, (FastCGI) what the server sent parses as a record stream, and no
+//! response contradicts its own `content-length` (a complete one has exactly that many body
+//! bytes; SCGI's, which may be cut short by an abort, no more), whatever the bodies the peer
+//! sent against their `CONTENT_LENGTH`.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -182,18 +183,33 @@ pub fn run(protocol: Protocol, script: Vec<Step>) -> Outcome {
         shutdown,
     };
     let served = worker.clone();
+    let slept: Duration = peer
+        .borrow()
+        .script
+        .iter()
+        .map(|s| match s {
+            Step::Sleep(d) => *d,
+            _ => Duration::ZERO,
+        })
+        .sum();
+    let limit = slept + Duration::from_secs(24 * 3600);
     local.block_on(&runtime, async move {
         let now = tokio::time::Instant::now().into_std();
-        match protocol {
-            Protocol::FastCgi => {
-                let engine = FastCgiEngine::new(limits, timeouts, now);
-                serve(engine, reader, writer, served).await;
+        let served = async move {
+            match protocol {
+                Protocol::FastCgi => {
+                    let engine = FastCgiEngine::new(limits, timeouts, now);
+                    serve(engine, reader, writer, served).await;
+                }
+                Protocol::Scgi | Protocol::Cgi => {
+                    let engine = StreamEngine::scgi(limits, timeouts, now);
+                    serve(engine, reader, writer, served).await;
+                }
             }
-            Protocol::Scgi | Protocol::Cgi => {
-                let engine = StreamEngine::scgi(limits, timeouts, now);
-                serve(engine, reader, writer, served).await;
-            }
-        }
+        };
+        tokio::time::timeout(limit, served)
+            .await
+            .expect("the connection closes within a day of virtual time");
         // Let the request tasks the driver aborted be dropped.
         tokio::time::sleep(Duration::from_millis(1)).await;
     });
@@ -427,6 +443,37 @@ mod tests {
     fn reset_in_the_same_batch_as_the_request_frees_its_place() {
         let script = vec![Step::Read(request(1, "/slow?ms=100")), Step::Reset];
         run(Protocol::FastCgi, script);
+    }
+
+    /// A FILTER request to a handler that answers before reading (the echo reads STDIN, which
+    /// never ends), with more DATA than the body buffer: the connection is no longer read and
+    /// the peer goes silent. The body deadline still applies (it once did only while reading,
+    /// and the request stayed in flight forever).
+    #[test]
+    fn a_filter_request_whose_data_is_never_read_times_out() {
+        let mut read = BytesMut::new();
+        BeginRequest {
+            role: Role::FILTER,
+            flags: FLAG_KEEP_CONN,
+        }
+        .encode(&mut read, 1);
+        let mut params = BytesMut::new();
+        for (name, value) in [
+            ("REQUEST_METHOD", "POST"),
+            ("REQUEST_URI", "/echo"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ] {
+            encode_pair(&mut params, name.as_bytes(), value.as_bytes());
+        }
+        encode_stream(&mut read, RecordType::PARAMS, 1, &params);
+        encode_stream_end(&mut read, RecordType::PARAMS, 1);
+        encode_stream(&mut read, RecordType::STDIN, 1, b"x");
+        for _ in 0..4 {
+            encode_stream(&mut read, RecordType::DATA, 1, &[b'd'; 4096]);
+        }
+        let sent = run(Protocol::FastCgi, vec![Step::Read(read.to_vec())]).sent;
+        // Its head went out, then it was ended (appStatus 1: not complete).
+        assert_eq!(responses(&sent)[&1].1, Some(0), "{sent:?}");
     }
 
     #[test]
