@@ -203,7 +203,7 @@ fuzz_target!(|input: Input| {
                     for id in 1..=u16::from(ids % 12) {
                         for _ in 0..if twice { 2 } else { 1 } {
                             read.extend(abort(id));
-                            read.extend(fastcgi_request(id, true, "/slow?ms=500", 0));
+                            read.extend(fastcgi_request(id, true, "/slow?ms=500", 0, None));
                         }
                     }
                     script.push(Step::Read(read));
