@@ -73,6 +73,25 @@ mod sys;
 pub use server::{init_logging, Server, ServerError};
 pub use settings::{Cli, Settings};
 
+// The crates ringgate's API is made of, at the versions ringgate uses, so that an application
+// needs no dependency of its own for them (and can never get a second, mismatched copy).
+/// `bytes`: the [`Bytes`](bytes::Bytes) of request and response bodies (re-exported).
+pub use bytes;
+/// `http`: `Request`, `Response`, `StatusCode`, `header`, ... (re-exported).
+pub use http;
+/// `http-body` 1.x: the [`Body`](http_body::Body) trait and [`Frame`](http_body::Frame) of
+/// streaming bodies (re-exported).
+pub use http_body;
+/// `http-body-util`: ready-made bodies, such as `Full`, `StreamBody` and the `channel` body a
+/// task can feed (re-exported).
+pub use http_body_util;
+/// `tokio`: the runtime every worker runs handlers on (both I/O backends): its timers
+/// (`tokio::time`), channels (`tokio::sync`) and `task::spawn_local` (re-exported).
+pub use tokio;
+/// `tower-service`: the `Service` trait [`app::tower`] serves (re-exported; feature `tower`).
+#[cfg(feature = "tower")]
+pub use tower_service;
+
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
