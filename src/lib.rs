@@ -59,6 +59,7 @@ pub mod proto;
 mod rate_limited_log;
 // The runtime is internal: its items are `pub` for its own modules and for `server`. The fuzz
 // targets (built with `--cfg fuzzing`) reach its in-memory driver harness, `rt::sim`.
+pub mod program;
 #[cfg(not(fuzzing))]
 #[allow(unreachable_pub)]
 pub(crate) mod rt;
@@ -70,6 +71,7 @@ pub mod server;
 pub mod settings;
 mod sys;
 
+pub use program::Program;
 pub use server::{init_logging, Server, ServerError};
 pub use settings::{Cli, Settings};
 
