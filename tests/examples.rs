@@ -172,7 +172,7 @@ fn hello_answers_any_uri() {
     assert_eq!(r.http(), (200, b"you asked for /any/where?x=1\n".to_vec()));
     // Its body is `app::full`: the Content-Length comes from its size.
     let head = String::from_utf8_lossy(&r.stdout).to_ascii_lowercase();
-    assert!(head.contains("\r\ncontent-length: 28\r\n"), "{head}");
+    assert!(head.contains("\r\ncontent-length: 29\r\n"), "{head}");
     assert_eq!(
         c.call(2, true, "POST", "/", b"body").http(),
         (200, b"you asked for /\n".to_vec())
