@@ -95,11 +95,11 @@ pub use http_body_util;
 /// `tokio`: the runtime every worker runs handlers on (both I/O backends): its timers
 /// (`tokio::time`), channels (`tokio::sync`) and `task::spawn_local` (re-exported).
 pub use tokio;
-/// `tracing`: the logging [`init_logging`] sets up and ringgate logs with (re-exported).
-pub use tracing;
 /// `tower-service`: the `Service` trait [`app::tower`] serves (re-exported; feature `tower`).
 #[cfg(feature = "tower")]
 pub use tower_service;
+/// `tracing`: the logging [`init_logging`] sets up and ringgate logs with (re-exported).
+pub use tracing;
 
 /// The application guide (`docs/application-guide.md`): reading and streaming bodies, state
 /// per worker or shared, timers, logging, errors, axum and its CGI variables, testing without
