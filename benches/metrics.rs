@@ -67,8 +67,9 @@ fn bench_request(c: &mut Criterion) {
 
     let recorder = Recorder::new();
     let handle = recorder.handle();
-    let on =
-        metrics::with_local_recorder(&recorder, || WorkerMetrics::new(0, &ListenerNames::new()));
+    let on = metrics::with_local_recorder(&recorder, || {
+        WorkerMetrics::new(0, &ListenerNames::new(), &Protocol::ALL)
+    });
     {
         let handle = handle.clone();
         let _upkeep = Upkeep::start(move || handle.run_upkeep());

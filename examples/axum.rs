@@ -1,7 +1,9 @@
 //! An axum application served by ringgate through the tower adapter (cargo feature `tower`):
 //! the built-in demo's routes, answered the same way, plus a JSON route with a path
-//! parameter. Takes the `ringgate` binary's options (metrics only when asked for, with
-//! `--metrics ADDR`, so that it can run beside a ringgate):
+//! parameter. It has the command line every ringgate program has (metrics only when asked for,
+//! with `--metrics ADDR`, so that it can run beside a ringgate), and needs no crate beyond
+//! ringgate and axum but for `serde_json` (its JSON route) and `futures-util` (its stream and
+//! the `DemoCompat` wrapper):
 //!
 //! `cargo run --release --example axum --features tower -- --fastcgi 127.0.0.1:9000 --workers 2`
 //!
@@ -24,11 +26,14 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use ringgate::app::demo::{MAX_DELAY_MS, MAX_STREAM_BYTES, MAX_STREAM_CHUNK};
 use ringgate::app::tower::SendBody;
 use ringgate::app::RequestInfo;
+use ringgate::bytes::Bytes;
+use ringgate::settings::MetricsSetting;
+use ringgate::tower_service::Service;
+use ringgate::{http, Program, Settings};
 
 fn app() -> Router {
     Router::new()
@@ -46,25 +51,14 @@ async fn hello() -> Response {
     text(StatusCode::OK, "Hello, world!\n")
 }
 
-/// The request body, streamed back: each chunk goes out as it arrives.
+/// The request body, streamed back: each chunk goes out as it arrives. The response has a
+/// `Content-Length` when the request had one: ringgate derives it from the body's size hint.
 async fn echo(request: Request) -> Response {
-    let length = request.headers().get(header::CONTENT_LENGTH).cloned();
-    let body = request.into_body();
-    // Without a request length the response has none either (axum would derive one from the
-    // body's size hint, the demo does not).
-    let body = match length {
-        Some(_) => body,
-        None => Body::from_stream(body.into_data_stream()),
-    };
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(
+    let mut response = Response::new(request.into_body());
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    if let Some(length) = length {
-        headers.insert(header::CONTENT_LENGTH, length);
-    }
     response
 }
 
@@ -175,15 +169,15 @@ fn param(query: &str, name: &str) -> Option<u64> {
 #[derive(Clone)]
 struct DemoCompat(Router);
 
-type RouterFuture = <Router as tower_service::Service<http::Request<SendBody>>>::Future;
+type RouterFuture = <Router as Service<http::Request<SendBody>>>::Future;
 
-impl tower_service::Service<http::Request<SendBody>> for DemoCompat {
+impl Service<http::Request<SendBody>> for DemoCompat {
     type Response = Response;
     type Error = Infallible;
     type Future = Either<Ready<Result<Response, Infallible>>, RouterFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        tower_service::Service::<http::Request<SendBody>>::poll_ready(&mut self.0, cx)
+        Service::<http::Request<SendBody>>::poll_ready(&mut self.0, cx)
     }
 
     fn call(&mut self, mut request: http::Request<SendBody>) -> Self::Future {
@@ -215,15 +209,18 @@ impl tower_service::Service<http::Request<SendBody>> for DemoCompat {
     }
 }
 
-fn main() -> Result<(), ringgate::ServerError> {
-    let defaults = ringgate::Settings {
-        metrics: ringgate::settings::MetricsSetting::Off,
-        ..ringgate::Settings::default()
-    };
-    let settings =
-        ringgate::Cli::settings_over_or_exit("axum", env!("CARGO_PKG_VERSION"), defaults);
+fn main() -> std::process::ExitCode {
+    let program = Program::new("axum", env!("CARGO_PKG_VERSION"))
+        .about("The ringgate demo's routes as an axum application")
+        .defaults(Settings {
+            metrics: MetricsSetting::Off,
+            ..Settings::default()
+        });
+    let settings = program.settings_or_exit();
     ringgate::init_logging();
-    ringgate::Server::new(settings, ringgate::app::tower::service(DemoCompat(app())))
-        .application("axum example (/hello, /echo, /stream, /status/NNN, /slow, /users/{id})")
-        .run()
+    let app = ringgate::app::tower::service(DemoCompat(app()));
+    let server = program
+        .server(settings, app)
+        .application("axum example (/hello, /echo, /stream, /status/NNN, /slow, /users/{id})");
+    program.exit_code(server.run())
 }

@@ -1,33 +1,34 @@
-//! The smallest served program: the README's handler, behind the same command line as the
-//! `ringgate` binary (metrics only when asked for, with `--metrics ADDR`, so that it can run
-//! beside a ringgate).
+//! The smallest served program: the application guide's first handler, with the command line
+//! every ringgate program has (metrics only when asked for, with `--metrics ADDR`, so that it
+//! can run beside a ringgate).
 //!
 //! `cargo run --release --example hello -- --fastcgi 127.0.0.1:9000 --workers 2`
 
-use ringgate::app::{text, Body, BoxError, Handler, ResponseBody};
+use ringgate::app::{full, Body, BoxError, Handler, ResponseBody};
+use ringgate::http::{header, Request, Response};
 use ringgate::settings::MetricsSetting;
-use ringgate::{Cli, Server, ServerError, Settings};
+use ringgate::{Program, Settings};
 
 struct Hello;
 
 impl Handler for Hello {
-    async fn call(
-        &self,
-        req: http::Request<Body>,
-    ) -> Result<http::Response<ResponseBody>, BoxError> {
-        Ok(text(
-            http::StatusCode::OK,
-            format!("you asked for {}\n", req.uri()),
-        ))
+    async fn call(&self, req: Request<Body>) -> Result<Response<ResponseBody>, BoxError> {
+        let body = format!("you asked for {}\n", req.uri());
+        // Status 200 unless set; the Content-Length comes from the body's size.
+        let response = Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(full(body))?;
+        Ok(response)
     }
 }
 
-fn main() -> Result<(), ServerError> {
-    let defaults = Settings {
-        metrics: MetricsSetting::Off,
-        ..Settings::default()
-    };
-    let settings = Cli::settings_over_or_exit("hello", env!("CARGO_PKG_VERSION"), defaults);
+fn main() -> std::process::ExitCode {
     ringgate::init_logging();
-    Server::new(settings, |_worker| Hello).run()
+    Program::new("hello", env!("CARGO_PKG_VERSION"))
+        .about("Answers every request with the URI it asked for")
+        .defaults(Settings {
+            metrics: MetricsSetting::Off,
+            ..Settings::default()
+        })
+        .serve(|_worker| Hello)
 }

@@ -1,6 +1,5 @@
-//! The `ringgate` binary: the command line and settings file, logging, and the built-in
-//! application, served by [`ringgate::Server`]: the CGI-script executor when any `[[cgi]]`
-//! root (`--cgi DIR`) is configured, the demo otherwise.
+//! The `ringgate` binary: a [`ringgate::Program`] that serves a built-in application: the
+//! CGI-script executor when any `[[cgi]]` root (`--cgi DIR`) is configured, the demo otherwise.
 //!
 //! Exit status: 0 after a SIGTERM/SIGINT drain (or a valid `--check-config`), 1 for a
 //! startup or worker failure, 2 for a usage error or invalid settings.
@@ -9,7 +8,7 @@ use std::process::ExitCode;
 
 use ringgate::app::cgi_exec::CgiExecutorFactory;
 use ringgate::app::demo::Demo;
-use ringgate::{Cli, Server, ServerError};
+use ringgate::Program;
 
 /// mimalloc for every allocation: per-request objects are small and short-lived, and it
 /// measured faster than glibc malloc on the request path (README, "Measured figures").
@@ -17,43 +16,30 @@ use ringgate::{Cli, Server, ServerError};
 static GLOBAL: ringgate::alloc::MiMalloc = ringgate::alloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let settings = Cli::settings_or_exit("ringgate", env!("CARGO_PKG_VERSION"));
+    let program = Program::new("ringgate", env!("CARGO_PKG_VERSION")).with_cgi_executor();
+    let mut settings = program.settings_or_exit();
     ringgate::init_logging();
-    let served = if settings.cgi.is_empty() {
-        Server::new(settings, |_worker| Demo)
-            .application("demo (/hello, /echo, /stream, /status/NNN, /slow, /env, /echo-env)")
-            .run()
-    } else {
-        match CgiExecutorFactory::new(settings.cgi.clone()) {
-            Ok(factory) => {
-                let mut settings = settings;
-                // The executor bounds each script itself (queue, head and total timeouts,
-                // answering 504) and holds the head until the request body is in, which
-                // for a large upload can take longer than the handler timeout: that one
-                // must not cut in first.
-                let needed = factory.longest_request();
-                if settings.timeouts.handler < needed {
-                    tracing::info!(?needed, "handler timeout raised to the CGI timeouts");
-                    settings.timeouts.handler = needed;
-                }
-                let what = factory.describe();
-                Server::new(settings, factory).application(what).run()
-            }
-            Err(error) => {
-                eprintln!("ringgate: settings: {error}");
-                return ExitCode::from(2);
-            }
+    if settings.cgi.is_empty() {
+        let server = program
+            .server(settings, |_worker| Demo)
+            .application("demo (/hello, /echo, /stream, /status/NNN, /slow, /env, /echo-env)");
+        return program.exit_code(server.run());
+    }
+    let factory = match CgiExecutorFactory::new(settings.cgi.clone()) {
+        Ok(factory) => factory,
+        Err(error) => {
+            eprintln!("ringgate: settings: {error}");
+            return ExitCode::from(2);
         }
     };
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error @ ServerError::Settings(_)) => {
-            tracing::error!("{error}");
-            ExitCode::from(2)
-        }
-        Err(error) => {
-            tracing::error!("{error}");
-            ExitCode::FAILURE
-        }
+    // The executor bounds each script itself (queue, head and total timeouts, answering 504)
+    // and holds the head until the request body is in, which for a large upload can take
+    // longer than the handler timeout: that one must not cut in first.
+    let needed = factory.longest_request();
+    if settings.timeouts.handler < needed {
+        tracing::info!(?needed, "handler timeout raised to the CGI timeouts");
+        settings.timeouts.handler = needed;
     }
+    let what = factory.describe();
+    program.exit_code(program.server(settings, factory).application(what).run())
 }

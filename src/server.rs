@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{BoxError, Handler, HandlerFactory};
+use crate::channel::Protocol;
 use crate::metrics::{self as rg_metrics, IoBackend, ListenerNames, WorkerMetrics};
 use crate::rt::backend::{self, Backend};
 use crate::rt::conn::{self, ListenerLabels};
 use crate::rt::driver::WorkerShared;
 use crate::rt::listener::{
-    resolve_group, resolve_user, take_inherited, BindOptions, ListenerSet, ListenerSpec,
-    StdListener, UnixPathGuard, UnixSocketOptions, WorkerListener,
+    resolve_group, resolve_user, take_inherited, BindOptions, ListenerProtocol, ListenerSet,
+    ListenerSpec, StdListener, UnixPathGuard, UnixSocketOptions, WorkerListener,
 };
 use crate::rt::notify;
 use crate::rt::serve::{self, ServeOptions};
@@ -56,23 +57,33 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 pub struct Server<F> {
     settings: Settings,
     factory: F,
-    application: String,
+    name: String,
+    version: String,
+    serving: Option<String>,
 }
 
 /// Why a [`Server`] could not start or did not stop cleanly.
-#[derive(Debug, thiserror::Error)]
+///
+/// It prints (`Display`, and `Debug` as well, so that a `main` returning
+/// `Result<(), ServerError>` prints it the same way) as one line: the step, the cause and,
+/// where there is one, what to do, e.g. `listeners: fastcgi:127.0.0.1:9000: address already
+/// in use by another process (stop that process, or listen elsewhere: --fastcgi/--scgi ADDR,
+/// or [listeners] in the settings file)`.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
     /// The settings are invalid.
     #[error("settings: {0}")]
     Settings(#[from] SettingsError),
     /// A step of the startup failed (listeners, signal handlers, the I/O backend, metrics).
-    #[error("{what}: {source}")]
+    #[error("{what}: {source}{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Setup {
         /// The step.
         what: &'static str,
         /// What went wrong.
         source: BoxError,
+        /// What to do about it, when that is known.
+        hint: Option<&'static str>,
     },
     /// A worker thread could not start.
     #[error("starting workers: {0}")]
@@ -85,26 +96,93 @@ pub enum ServerError {
     WorkerPanicked(Vec<usize>),
 }
 
+impl std::fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 fn setup<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> ServerError {
-    move |e| ServerError::Setup {
-        what,
-        source: e.into(),
+    move |e| {
+        let source = e.into();
+        ServerError::Setup {
+            what,
+            hint: hint(what, &*source),
+            source,
+        }
+    }
+}
+
+/// What to do when startup step `what` failed with `source`, where that is known.
+fn hint(what: &str, source: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use crate::metrics::InstallError;
+    use crate::rt::backend::BackendError;
+    use crate::rt::listener::ListenError;
+    if let Some(e) = source.downcast_ref::<ListenError>() {
+        return Some(match e {
+            ListenError::InUse { .. } => {
+                "stop that process, or listen elsewhere: --fastcgi/--scgi ADDR, or [listeners] \
+                 in the settings file"
+            }
+            _ => {
+                "check the address (--fastcgi/--scgi, [listeners]) and, for a Unix socket, that \
+                 its directory exists and may be written"
+            }
+        });
+    }
+    if let Some(InstallError::Thread(e)) = source.downcast_ref::<InstallError>() {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            return Some(
+                "another process serves that port: serve metrics elsewhere with --metrics \
+                 ADDR, or not at all with --no-metrics",
+            );
+        }
+    }
+    if let Some(BackendError::UringRequired(_)) = source.downcast_ref::<BackendError>() {
+        return Some(
+            "io_uring is unavailable here (kernel, seccomp profile or memlock limit): use --io \
+             auto or --io epoll",
+        );
+    }
+    match what {
+        "socket_owner" | "socket_group" => Some("name an existing user or group, or a number"),
+        _ => None,
     }
 }
 
 impl<F: HandlerFactory> Server<F> {
-    /// A server for `factory`'s application with `settings`.
+    /// A server for `factory`'s application with `settings`. Until [`Server::named`] says
+    /// otherwise, the application is called after the executable's file name, with version
+    /// `unknown` (a [`Program`](crate::Program) names its server itself).
     pub fn new(settings: Settings, factory: F) -> Self {
+        let name = std::env::args_os()
+            .next()
+            .and_then(|arg0| {
+                std::path::Path::new(&arg0)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "application".to_owned());
         Self {
             settings,
             factory,
-            application: "application".to_owned(),
+            name,
+            version: "unknown".to_owned(),
+            serving: None,
         }
     }
 
-    /// Describes the application in the "ready" log line.
+    /// The application's name and version, for the "ready" log line and the
+    /// `ringgate_build_info` metric (which also carries ringgate's own version).
+    pub fn named(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.name = name.into();
+        self.version = version.into();
+        self
+    }
+
+    /// What it serves, for the "ready" log line (e.g. its routes).
     pub fn application(mut self, description: impl Into<String>) -> Self {
-        self.application = description.into();
+        self.serving = Some(description.into());
         self
     }
 
@@ -124,7 +202,9 @@ impl<F: HandlerFactory> Server<F> {
         let Self {
             settings,
             factory,
-            application,
+            name,
+            version,
+            serving,
         } = self;
         settings.validate()?;
         // Both before this function starts any thread (environment variables are unset;
@@ -145,6 +225,7 @@ impl<F: HandlerFactory> Server<F> {
         let metrics_on = match settings.metrics.addr() {
             Some(addr) => {
                 rg_metrics::install(Some(addr)).map_err(setup("metrics endpoint"))?;
+                rg_metrics::set_build_info(&name, &version);
                 tracing::info!(%addr, "metrics at http://{addr}/metrics");
                 true
             }
@@ -170,6 +251,7 @@ impl<F: HandlerFactory> Server<F> {
             factory,
             names: bound.names,
             labels: bound.labels,
+            protocols: bound.protocols,
             metrics_on,
         });
         let mut workers = Workers::start(&worker_opts, bound.per_worker, move |ctx| {
@@ -188,7 +270,9 @@ impl<F: HandlerFactory> Server<F> {
             workers = workers.len(),
             uring,
             epoll,
-            application = %application,
+            application = %name,
+            version = %version,
+            serving = serving.as_deref().unwrap_or("its handler"),
             "ready"
         );
         notify::ready(&format!(
@@ -211,6 +295,8 @@ struct Bound {
     unix_files: Vec<UnixPathGuard>,
     names: ListenerNames,
     labels: ListenerLabels,
+    /// The protocols the listeners speak.
+    protocols: Vec<Protocol>,
 }
 
 /// Binds the configured listeners (the defaults when there are none and systemd passed
@@ -244,9 +330,17 @@ fn bind(
     set.add_inherited(inherited);
     let mut names = ListenerNames::new();
     let mut labels = Vec::new();
+    let mut protocols = Vec::new();
     for (spec, addr) in set.describe() {
         tracing::info!(protocol = spec.protocol.as_str(), %addr, name = %spec.name, "listening");
         labels.push((spec.name.clone(), names.add(&spec.name)));
+        let protocol = match spec.protocol {
+            ListenerProtocol::FastCgi => Protocol::FastCgi,
+            ListenerProtocol::Scgi => Protocol::Scgi,
+        };
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
     }
     let labels = ListenerLabels::new(labels);
     let (per_worker, unix_files) = set.split().map_err(setup("listeners"))?;
@@ -255,6 +349,7 @@ fn bind(
         unix_files,
         names,
         labels,
+        protocols,
     })
 }
 
@@ -333,6 +428,7 @@ struct PerWorker<F> {
     factory: F,
     names: ListenerNames,
     labels: ListenerLabels,
+    protocols: Vec<Protocol>,
     metrics_on: bool,
 }
 
@@ -342,7 +438,7 @@ impl<F: HandlerFactory> PerWorker<F> {
     async fn serve(&self, ctx: crate::rt::worker::WorkerContext, opts: ServeOptions) {
         let index = ctx.index;
         let metrics = if self.metrics_on {
-            WorkerMetrics::new(index, &self.names)
+            WorkerMetrics::new(index, &self.names, &self.protocols)
         } else {
             WorkerMetrics::disabled()
         };

@@ -1,7 +1,9 @@
 //! The examples as programs: `examples/axum.rs` (an axum `Router` through the tower
 //! adapter) answers the demo's routes the way the built-in demo does, plus its JSON route,
 //! over FastCGI (TCP and Unix, multiplexed), SCGI and nginx; `examples/hello.rs` answers
-//! any URI. Both take the `ringgate` binary's options.
+//! any URI. Both are `ringgate::Program`s: their own name and version in `--help`,
+//! `--version`, the log and `ringgate_build_info`, the options that apply to them (not the
+//! CGI executor's), and startup errors as one line, as the `ringgate` binary's.
 
 mod support;
 
@@ -166,10 +168,11 @@ fn axum_echo_streams_a_body_larger_than_the_buffers() {
 fn hello_answers_any_uri() {
     let server = Server::start_program(&example("hello"), "auto", &[]);
     let mut c = server.fcgi();
-    assert_eq!(
-        c.call(1, true, "GET", "/any/where?x=1", b"").http(),
-        (200, b"you asked for /any/where?x=1\n".to_vec())
-    );
+    let r = c.call(1, true, "GET", "/any/where?x=1", b"");
+    assert_eq!(r.http(), (200, b"you asked for /any/where?x=1\n".to_vec()));
+    // Its body is `app::full`: the Content-Length comes from its size.
+    let head = String::from_utf8_lossy(&r.stdout).to_ascii_lowercase();
+    assert!(head.contains("\r\ncontent-length: 29\r\n"), "{head}");
     assert_eq!(
         c.call(2, true, "POST", "/", b"body").http(),
         (200, b"you asked for /\n".to_vec())
@@ -226,6 +229,13 @@ fn examples_behind_nginx() {
         curl(front.http, "/x?y=z", &[]),
         (200, b"you asked for /x?y=z\n".to_vec())
     );
+    // A Content-Length from the body's exact size (`app::full`): nginx passes the length on
+    // instead of re-chunking the response.
+    let (status, with_head) = curl(front.http, "/x?y=z", &["-i"]);
+    assert_eq!(status, 200);
+    let head = String::from_utf8_lossy(&with_head).to_ascii_lowercase();
+    assert!(head.contains("\r\ncontent-length: 21\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
 }
 
 #[test]
@@ -287,13 +297,110 @@ fn axum_and_the_builtin_demo_answer_alike() {
 }
 
 #[test]
-fn the_readme_shows_the_whole_hello_program() {
+fn the_guide_shows_the_whole_hello_program() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs/application-guide.md")).unwrap();
     let hello = std::fs::read_to_string(root.join("examples/hello.rs")).unwrap();
     let program = &hello[hello.find("use ringgate::app").unwrap()..];
     assert!(
-        readme.contains(&format!("```rust,no_run\n{program}```\n")),
-        "README's \"Writing an application\" differs from examples/hello.rs"
+        guide.contains(&format!("```rust,no_run\n{program}```\n")),
+        "docs/application-guide.md's first program differs from examples/hello.rs"
     );
+}
+
+fn run(program: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_application_has_only_the_options_that_apply_to_it() {
+    let hello = example("hello");
+    let out = run(&hello, &["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.starts_with("Answers every request with the URI it asked for\n"),
+        "{help}"
+    );
+    assert!(help.contains("Usage: hello [OPTIONS]"), "{help}");
+    assert!(help.contains("--fastcgi <ADDR>"), "{help}");
+    assert!(!help.contains("--cgi"), "{help}");
+    // The CGI executor's options are a usage error, not silently ignored.
+    for args in [&["--cgi", "/tmp"][..], &["--cgi-timeout", "1s"]] {
+        let out = run(&hello, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("unexpected argument '{}'", args[0])),
+            "{err}"
+        );
+    }
+    // The ringgate binary has them.
+    let ringgate = std::path::Path::new(env!("CARGO_BIN_EXE_ringgate"));
+    let help = String::from_utf8(run(ringgate, &["--help"]).stdout).unwrap();
+    assert!(help.contains("--cgi <DIR>"), "{help}");
+    assert!(help.contains("--cgi-timeout"), "{help}");
+}
+
+#[test]
+fn an_application_is_named_in_its_log_and_build_info() {
+    let server = Server::start_program(&example("hello"), "auto", &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains(" ready ") {
+        assert!(
+            Instant::now() < deadline,
+            "no ready line: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.stderr();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(log.contains(" application=hello "), "{log}");
+    assert!(log.contains(&format!(" version={version} ")), "{log}");
+    let text = server.scrape();
+    assert!(
+        text.contains(&format!(
+            "ringgate_build_info{{application=\"hello\",version=\"{version}\",\
+             ringgate_version=\"{version}\"}} 1\n"
+        )),
+        "{text}"
+    );
+    // It serves FastCGI and SCGI: series for those, none for CGI on stdio.
+    assert!(text.contains(r#"ringgate_requests_started_total{protocol="fastcgi"}"#));
+    assert!(text.contains(r#"ringgate_requests_started_total{protocol="scgi"}"#));
+    assert!(!text.contains(r#"protocol="cgi""#), "{text}");
+}
+
+#[test]
+fn a_startup_error_is_one_line_with_its_cause_and_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let ringgate = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ringgate"));
+    for (name, program) in [("ringgate", ringgate), ("hello", example("hello"))] {
+        let out = run(
+            &program,
+            &[
+                "--fastcgi",
+                &addr.to_string(),
+                "--no-metrics",
+                "--workers",
+                "1",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            err,
+            format!(
+                "{name}: listeners: fastcgi:{addr}: address already in use by another process \
+                 (stop that process, or listen elsewhere: --fastcgi/--scgi ADDR, or [listeners] \
+                 in the settings file)\n"
+            )
+        );
+    }
 }

@@ -132,7 +132,14 @@ fn requests_are_counted_by_protocol_and_status_class() {
         ),
         4.0
     );
-    assert!(text.contains("ringgate_build_info{version=\""));
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            "ringgate_build_info{{application=\"ringgate\",version=\"{version}\",\
+             ringgate_version=\"{version}\"}} 1"
+        )),
+        "{text}"
+    );
     // Slab occupancy: the one open connection, and the request capacity (max_in_flight).
     assert_eq!(
         metric(

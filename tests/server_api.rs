@@ -1,6 +1,6 @@
 //! The public server API: `Server::run_until` serves until the caller's future resolves and
 //! then drains and returns `Ok`; bad settings and unusable listeners come back as typed
-//! errors; a tower service served through `app::tower` has its future dropped when the
+//! errors that print as one line with what to do; a tower service served through `app::tower` has its future dropped when the
 //! request is aborted.
 
 mod support;
@@ -89,6 +89,13 @@ fn errors_are_typed() {
         "{e}"
     );
     assert!(e.to_string().contains("in use"), "{e}");
+    // One line with what to do, also as Debug (what `main` returning a Result prints).
+    assert!(
+        e.to_string()
+            .contains("(stop that process, or listen elsewhere"),
+        "{e}"
+    );
+    assert_eq!(format!("{e:?}"), e.to_string());
 }
 
 /// A tower service whose future never ends and says when it is dropped.

@@ -148,6 +148,32 @@ impl AppStatus {
     }
 }
 
+/// Gives a response whose body knows its exact size (`size_hint().exact()`: [`full`],
+/// [`empty`], `http_body_util::Full`, axum's bodies from bytes or strings) a `Content-Length`
+/// header, as hyper does, so that the front end need not re-chunk it. The handler's own
+/// header is kept, and none is added where the response must not have one (1xx, 204, 304, or
+/// with a `Transfer-Encoding`) nor to the answer to a HEAD request (its body is no measure
+/// of the GET's). The server applies this to every response, once, before its head is
+/// encoded.
+pub(crate) fn set_content_length(response: &mut http::Response<ResponseBody>, head_request: bool) {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let status = response.status();
+    if head_request
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+        || response.headers().contains_key(CONTENT_LENGTH)
+        || response.headers().contains_key(TRANSFER_ENCODING)
+    {
+        return;
+    }
+    if let Some(length) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, http::HeaderValue::from(length));
+    }
+}
+
 /// A complete response body.
 pub fn full(data: impl Into<Bytes>) -> ResponseBody {
     boxed(http_body_util::Full::new(data.into()))
@@ -173,4 +199,81 @@ pub fn text(status: http::StatusCode, body: impl Into<Bytes>) -> http::Response<
         http::HeaderValue::from(body.len()),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: ResponseBody) -> http::Response<ResponseBody> {
+        let mut r = http::Response::new(body);
+        *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        r
+    }
+
+    fn length(r: &http::Response<ResponseBody>) -> Option<&str> {
+        r.headers()
+            .get(http::header::CONTENT_LENGTH)
+            .map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn an_exact_size_hint_gives_a_content_length() {
+        let mut r = response(200, full("12345"));
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), Some("5"));
+        let mut r = response(200, empty());
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), Some("0"));
+        let mut r = response(
+            404,
+            boxed(http_body_util::Full::new(Bytes::from(vec![0; 70_000]))),
+        );
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), Some("70000"));
+    }
+
+    #[test]
+    fn no_content_length_without_an_exact_hint_or_where_forbidden() {
+        // A streaming body: no exact size.
+        let (_tx, channel) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let mut r = response(200, boxed(channel));
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), None);
+        for status in [204, 304] {
+            let mut r = response(status, empty());
+            set_content_length(&mut r, false);
+            assert_eq!(length(&r), None, "{status}");
+        }
+        // HEAD: the handler's own header or none.
+        let mut r = response(200, empty());
+        set_content_length(&mut r, true);
+        assert_eq!(length(&r), None);
+        let mut r = text(http::StatusCode::OK, "abc");
+        set_content_length(&mut r, true);
+        assert_eq!(length(&r), Some("3"));
+        let mut r = response(200, full("abc"));
+        r.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), None);
+    }
+
+    #[test]
+    fn the_handlers_own_content_length_is_kept() {
+        let mut r = response(200, full("abc"));
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(99));
+        set_content_length(&mut r, false);
+        assert_eq!(length(&r), Some("99"));
+        assert_eq!(
+            r.headers()
+                .get_all(http::header::CONTENT_LENGTH)
+                .iter()
+                .count(),
+            1
+        );
+    }
 }

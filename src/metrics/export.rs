@@ -116,9 +116,17 @@ pub fn describe() {
     });
 }
 
-/// Sets `ringgate_build_info{version=<crate version>} 1` on the current recorder.
-pub fn set_build_info() {
-    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+/// Sets `ringgate_build_info{application, version, ringgate_version} 1` on the current
+/// recorder: the program's name and version (the `ringgate` binary's, or an application's
+/// built on the library) and the library's version.
+pub fn set_build_info(application: &str, version: &str) {
+    gauge!(
+        BUILD_INFO,
+        "application" => application.to_owned(),
+        "version" => version.to_owned(),
+        "ringgate_version" => env!("CARGO_PKG_VERSION"),
+    )
+    .set(1.0);
 }
 
 /// Sets `ringgate_io_backend{backend}` on the current recorder: 1 for `backend`, 0 for the
@@ -129,11 +137,11 @@ pub fn set_io_backend(backend: IoBackend) {
     }
 }
 
-/// Installs the Prometheus recorder globally, describes every metric, sets `build_info`, and,
-/// if `addr` is given, serves `/metrics` and `/health` on it ([`super::http`]). Everything runs
+/// Installs the Prometheus recorder globally, describes every metric, and, if `addr` is given, serves `/metrics` and `/health` on it ([`super::http`]). Everything runs
 /// on a dedicated thread, `ringgate-metrics`, with the recorder's upkeep. The address is bound
 /// before this returns, so a taken port is a startup error. Call it once, before any
-/// [`super::WorkerMetrics::new`], then [`set_io_backend`] once the runtime has picked one.
+/// [`super::WorkerMetrics::new`], then [`set_build_info`], and [`set_io_backend`] once the
+/// runtime has picked one.
 pub fn install(addr: Option<SocketAddr>) -> Result<MetricsHandle, InstallError> {
     let listener = addr.map(std::net::TcpListener::bind).transpose()?;
     if let Some(l) = &listener {
@@ -170,7 +178,6 @@ pub fn install(addr: Option<SocketAddr>) -> Result<MetricsHandle, InstallError> 
             })
         })?;
     describe();
-    set_build_info();
     Ok(handle)
 }
 

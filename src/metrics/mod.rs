@@ -4,8 +4,9 @@
 //! `/metrics` endpoint ([`install`]).
 //!
 //! Startup order: [`install`] once (or nothing, for a process without metrics: every handle is
-//! then a no-op), build a [`ListenerNames`] from the config, then one [`WorkerMetrics::new`] per
-//! worker thread, and [`set_io_backend`] when the runtime has chosen io_uring or epoll.
+//! then a no-op) and [`set_build_info`], build a [`ListenerNames`] from the config, then one
+//! [`WorkerMetrics::new`] per worker thread (with the protocols the listeners speak: no series
+//! for the others), and [`set_io_backend`] when the runtime has chosen io_uring or epoll.
 //! [`WorkerMetrics::disabled`] gives handles that do nothing even with a recorder installed, for
 //! measuring what metrics cost (`benches/metrics.rs`).
 //!

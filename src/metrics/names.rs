@@ -189,9 +189,10 @@ metric_names! {
     /// stderr lines of CGI scripts not logged because of the rate limit. No labels.
     CGI_STDERR_SUPPRESSED_TOTAL = "ringgate_cgi_stderr_suppressed_total", Counter, [],
         "stderr lines of CGI scripts not logged (rate limit).";
-    /// Always 1; the `version` label carries the crate version.
-    BUILD_INFO = "ringgate_build_info", Gauge, ["version"],
-        "Build information; the value is always 1.";
+    /// Always 1. Labels: `application` and `version`, the program's (the `ringgate` binary's,
+    /// or an application's built on the library), and `ringgate_version`, the library's.
+    BUILD_INFO = "ringgate_build_info", Gauge, ["application", "version", "ringgate_version"],
+        "Build information: the application, its version and ringgate's; the value is always 1.";
     /// 1 for the I/O backend in use, 0 for the other. Labels: `backend` (`io_uring`, `epoll`).
     IO_BACKEND = "ringgate_io_backend", Gauge, ["backend"],
         "The I/O backend in use (1) and the one not in use (0).";

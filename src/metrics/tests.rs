@@ -19,6 +19,9 @@ fn listeners() -> ListenerNames {
     names
 }
 
+/// The protocols of [`listeners`].
+const SERVED: &[Protocol] = &[Protocol::FastCgi, Protocol::Scgi];
+
 /// Runs `f` on worker 3's metrics with a fresh local recorder current (so lazily registered
 /// labels land there too) and returns the exposition.
 fn render_after(f: impl FnOnce(&WorkerMetrics)) -> String {
@@ -26,7 +29,7 @@ fn render_after(f: impl FnOnce(&WorkerMetrics)) -> String {
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         describe();
-        f(&WorkerMetrics::new(3, &listeners()));
+        f(&WorkerMetrics::new(3, &listeners(), SERVED));
     });
     handle.render()
 }
@@ -122,7 +125,6 @@ fn a_request_counts_start_finish_duration_and_ttfb() {
         &[
             r#"ringgate_requests_started_total{protocol="fastcgi"} 1"#,
             r#"ringgate_requests_started_total{protocol="scgi"} 1"#,
-            r#"ringgate_requests_started_total{protocol="cgi"} 0"#,
             r#"ringgate_requests_finished_total{protocol="fastcgi",status_class="4xx"} 1"#,
             r#"ringgate_requests_finished_total{protocol="fastcgi",status_class="2xx"} 0"#,
             r#"ringgate_requests_finished_total{protocol="scgi",status_class="2xx"} 1"#,
@@ -231,9 +233,11 @@ fn every_limit_and_protocol_error_has_its_series_from_the_start() {
     assert_eq!(limits, Limit::ALL.len());
     let kinds = out
         .lines()
-        .filter(|l| l.starts_with(r#"ringgate_protocol_errors_total{protocol="cgi""#))
+        .filter(|l| l.starts_with(r#"ringgate_protocol_errors_total{protocol="fastcgi""#))
         .count();
     assert_eq!(kinds, ProtocolErrorKind::ALL.len());
+    // Not served, so no series at all.
+    assert!(!out.contains(r#"protocol="cgi""#), "{out}");
 }
 
 #[test]
@@ -293,7 +297,10 @@ fn workers_share_series_except_the_slab_gauges() {
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         let names = listeners();
-        let (w0, w1) = (WorkerMetrics::new(0, &names), WorkerMetrics::new(1, &names));
+        let (w0, w1) = (
+            WorkerMetrics::new(0, &names, &Protocol::ALL),
+            WorkerMetrics::new(1, &names, &Protocol::ALL),
+        );
         w0.record(&Stat::RequestStarted {
             protocol: Protocol::Cgi,
         });
@@ -319,7 +326,8 @@ fn histograms_sum_every_worker_and_name_each_family_once() {
     let handle = recorder.handle();
     let names = listeners();
     let record = |worker: usize, ms_each: &[u64]| {
-        let m = metrics::with_local_recorder(&recorder, || WorkerMetrics::new(worker, &names));
+        let m =
+            metrics::with_local_recorder(&recorder, || WorkerMetrics::new(worker, &names, SERVED));
         for &n in ms_each {
             m.record(&Stat::RequestFinished {
                 protocol: Protocol::Scgi,
@@ -423,7 +431,7 @@ fn metric_of(series: &str) -> Option<&'static names::MetricDef> {
 #[test]
 fn every_defined_metric_is_registered_with_its_labels() {
     let out = render_after(|_| {
-        set_build_info();
+        set_build_info("kv", "1.2.3");
         set_io_backend(IoBackend::Epoll);
         // The CGI executor's handles (a built-in application's, made per worker too).
         let cgi = super::CgiMetrics::new();
@@ -469,7 +477,7 @@ fn every_defined_metric_is_registered_with_its_labels() {
         &out,
         &[
             &format!(
-                r#"ringgate_build_info{{version="{}"}} 1"#,
+                r#"ringgate_build_info{{application="kv",version="1.2.3",ringgate_version="{}"}} 1"#,
                 env!("CARGO_PKG_VERSION")
             ),
             r#"ringgate_io_backend{backend="epoll"} 1"#,
@@ -526,7 +534,7 @@ fn install_serves_metrics_over_http() {
     };
     let handle = install(Some(addr)).unwrap();
     set_io_backend(IoBackend::IoUring);
-    let m = WorkerMetrics::new(0, &listeners());
+    let m = WorkerMetrics::new(0, &listeners(), SERVED);
     m.record(&Stat::Aborted {
         protocol: Protocol::FastCgi,
         cause: AbortCause::ConnectionLost,

@@ -10,7 +10,10 @@
 //! two atomic adds on this worker's own cache lines, and no sample is kept.
 //!
 //! Every label is a small enum with an `ALL` list ([`Limit`], [`ProtocolErrorKind`], ...), so
-//! every series exists (at 0) from the start and no value can grow the exposition.
+//! every series exists (at 0) from the start and no value can grow the exposition. The
+//! `protocol` label is the exception: only the protocols the process serves get series (a
+//! server with FastCGI listeners only exports no `protocol="scgi"` or `protocol="cgi"` series);
+//! the handles of the others are no-ops.
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
@@ -70,20 +73,38 @@ pub struct WorkerMetrics {
 
 impl WorkerMetrics {
     /// Registers every handle of worker `worker_index` (the `worker` label of the slab gauges)
-    /// with the current recorder, one `listener` label per name in `listeners`.
-    pub fn new(worker_index: usize, listeners: &ListenerNames) -> Self {
+    /// with the current recorder, one `listener` label per name in `listeners`, and the
+    /// per-protocol ones for the protocols in `served` only (the others' are no-ops).
+    pub fn new(worker_index: usize, listeners: &ListenerNames, served: &[Protocol]) -> Self {
         let worker = worker_index.to_string();
-        let by_protocol_hist =
-            |name: &'static str| Protocol::ALL.map(|p| histogram!(name, "protocol" => p.as_str()));
+        let counter = |p: Protocol, make: &dyn Fn() -> Counter| {
+            if served.contains(&p) {
+                make()
+            } else {
+                Counter::noop()
+            }
+        };
+        let by_protocol_hist = |name: &'static str| {
+            Protocol::ALL.map(|p| {
+                if served.contains(&p) {
+                    histogram!(name, "protocol" => p.as_str())
+                } else {
+                    Histogram::noop()
+                }
+            })
+        };
         let slab = |name: &'static str| {
             SlabKind::ALL.map(|k| gauge!(name, "worker" => worker.clone(), "kind" => k.as_str()))
         };
         Self {
-            requests_started: Protocol::ALL
-                .map(|p| counter!(REQUESTS_STARTED_TOTAL, "protocol" => p.as_str())),
+            requests_started: Protocol::ALL.map(|p| {
+                counter(p, &|| counter!(REQUESTS_STARTED_TOTAL, "protocol" => p.as_str()))
+            }),
             requests_finished: Protocol::ALL.map(|p| {
                 STATUS_CLASSES.map(|c| {
-                    counter!(REQUESTS_FINISHED_TOTAL, "protocol" => p.as_str(), "status_class" => c)
+                    counter(p, &|| {
+                        counter!(REQUESTS_FINISHED_TOTAL, "protocol" => p.as_str(), "status_class" => c)
+                    })
                 })
             }),
             request_duration: by_protocol_hist(REQUEST_DURATION_SECONDS),
@@ -91,9 +112,11 @@ impl WorkerMetrics {
             requests_in_flight: gauge!(REQUESTS_IN_FLIGHT),
             aborts: AbortCause::ALL.map(|c| counter!(ABORTS_TOTAL, "cause" => c.as_str())),
             half_closes: Side::ALL.map(|s| {
-                Protocol::ALL.map(
-                    |p| counter!(HALF_CLOSES_TOTAL, "side" => s.as_str(), "protocol" => p.as_str()),
-                )
+                Protocol::ALL.map(|p| {
+                    counter(p, &|| {
+                        counter!(HALF_CLOSES_TOTAL, "side" => s.as_str(), "protocol" => p.as_str())
+                    })
+                })
             }),
             producer_stalls: counter!(PRODUCER_STALLS_TOTAL),
             producer_stall_seconds: histogram!(PRODUCER_STALL_SECONDS),
@@ -108,7 +131,9 @@ impl WorkerMetrics {
                 ProtocolErrorKind::ALL
                     .iter()
                     .map(|k| {
-                        counter!(PROTOCOL_ERRORS_TOTAL, "protocol" => p.as_str(), "kind" => k.as_str())
+                        counter(p, &|| {
+                            counter!(PROTOCOL_ERRORS_TOTAL, "protocol" => p.as_str(), "kind" => k.as_str())
+                        })
                     })
                     .collect()
             }),

@@ -40,7 +40,8 @@ use tokio::task::JoinHandle;
 use super::request_slots::RequestSlots;
 use super::signal::Signal;
 use crate::app::{
-    build_request, AppStatus, Body, BodyError, BodySource, BoxError, Handler, Peer, ResponseBody,
+    build_request, set_content_length, AppStatus, Body, BodyError, BodySource, BoxError, Handler,
+    Peer, ResponseBody,
 };
 use crate::channel::{
     AbortCause, BodyChunk, Channel, CloseReason, Event, InputStream, Limit, Limits, Protocol,
@@ -482,7 +483,12 @@ impl<E: Channel + 'static, H: Handler> Conn<E, H> {
             },
         );
         let handler = self.worker.handler.clone();
-        let mut call = Box::pin(async move { handler.call(request).await });
+        let head_request = request.method() == http::Method::HEAD;
+        let mut call = Box::pin(async move {
+            let mut response = handler.call(request).await?;
+            set_content_length(&mut response, head_request);
+            Ok::<_, BoxError>(response)
+        });
         if guard.peer.is_some() {
             // Its error output must be forwarded beside it: that takes a task.
             return self.spawn(key, run_request(guard, call, deadline));

@@ -1,47 +1,60 @@
 //! The command line: every setting as an option, laid over the settings file given with
-//! `--config` (or over the defaults). The `[default: ...]` shown by `--help` is read from
-//! [`Settings::default`], never written here.
+//! `--config` (or over the program's defaults), for the `ringgate` binary and for every
+//! [`Program`] built on the library, named after it; the CGI executor's options
+//! ([`CgiOptions`]) for the programs that serve it only. The `[default: ...]` shown by `--help`
+//! is read from the program's default [`Settings`], never written here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, ByteSize, FileMode};
 use super::{CgiRoot, IoMode, ListenAddr, MetricsSetting, Settings, SettingsError};
+use crate::Program;
 
-const ABOUT: &str = "Thread-per-core io_uring FastCGI/SCGI gateway";
+/// The `ringgate` binary's one-line description.
+const RINGGATE_ABOUT: &str = "Thread-per-core io_uring FastCGI/SCGI gateway";
 
-const LONG_ABOUT: &str = "\
+/// What the `ringgate` binary's `--help` says first.
+const RINGGATE_INTRO: &str = "\
 Accepts FastCGI and SCGI connections from a web server (nginx, Apache, HAProxy, ...) and
 serves the requests on one worker thread per CPU core, using io_uring where the kernel
-allows it and epoll otherwise.
+allows it and epoll otherwise.";
 
+/// The examples every program's `--help` shows, `{name}` standing for the program.
+const EXAMPLES: &str = "\
 Examples:
-  ringgate
-      FastCGI on 127.0.0.1:9000 and SCGI on 127.0.0.1:9001 (the defaults)
-  ringgate --fastcgi unix:/run/ringgate/fastcgi.sock --socket-mode 0660 --socket-group www-data
+  {name}
+      FastCGI on {fastcgi} and SCGI on {scgi} (the defaults)
+  {name} --fastcgi unix:/run/{name}/fastcgi.sock --socket-mode 0660 --socket-group www-data
       FastCGI on a Unix socket the web server's group may connect to
-  ringgate --config /etc/ringgate/ringgate.toml --workers 4
+  {name} --config /etc/{name}/{name}.toml --workers 4
       settings from a file, with the worker count overridden
-  ringgate --config /etc/ringgate/ringgate.toml --check-config
-      check the file and print the effective settings
-  ringgate --fastcgi unix:/run/ringgate/cgi.sock --cgi /usr/lib/git-core --cgi-timeout 10m
-      run CGI scripts (here git-http-backend) for nginx, as fcgiwrap does
+  {name} --config /etc/{name}/{name}.toml --check-config
+      check the file and print the effective settings";
 
+/// The example only the `ringgate` binary (the CGI executor's options) shows.
+const CGI_EXAMPLE: &str = "
+  ringgate --fastcgi unix:/run/ringgate/cgi.sock --cgi /usr/lib/git-core --cgi-timeout 10m
+      run CGI scripts (here git-http-backend) for nginx, as fcgiwrap does";
+
+/// What every program's `--help` says last.
+const TRAILER: &str = "\
 Every option can also be set in the TOML file given with --config: each option's help ends
 with its file key (\"config: ...\"), and a command-line option wins over the file.
 Under systemd socket activation, sockets named (FileDescriptorName=) \"fastcgi\" or \"scgi\"
 are used as listeners as well.
 Log verbosity: RUST_LOG=debug (default: info).";
 
-/// Command-line options. Parse them with [`Cli::parse_named`] (which shows the real
-/// defaults in `--help`), then turn them into [`Settings`] with [`Cli::settings`].
+/// Command-line options, the same for every program built on the library. A
+/// [`Program`] parses them (its `--help` shows the real defaults) and turns them into
+/// [`Settings`]; [`Cli::settings`] does the latter for a program that parses them itself.
 // The field docs are the `--help` text, where `[section] key` names the file key.
 #[allow(rustdoc::broken_intra_doc_links)] // `[limits] key` in the help text is not a link.
 #[derive(Parser, Debug, Default)]
-#[command(name = "ringgate", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "ringgate", version, about = RINGGATE_ABOUT)]
 pub struct Cli {
     /// Read settings from this TOML file; command-line options override it.
     #[arg(short, long, value_name = "FILE")]
@@ -206,6 +219,18 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Sends")]
     pub zerocopy_fallback_after: Option<u32>,
 
+    /// The CGI executor's options (`--cgi DIR`, `--cgi-*`): on the command line of the
+    /// `ringgate` binary only ([`Program::with_cgi_executor`](crate::Program::with_cgi_executor)).
+    #[arg(skip)]
+    pub cgi: CgiOptions,
+}
+
+/// The command-line options of the CGI-script executor ([`crate::app::cgi_exec`]), which the
+/// `ringgate` binary serves with `--cgi DIR`. A program of its own does not take them.
+// The field docs are the `--help` text, where `[[cgi]] key` names the file key.
+#[allow(rustdoc::broken_intra_doc_links)] // `[[cgi]] key` in the help text is not a link.
+#[derive(clap::Args, Debug, Default)]
+pub struct CgiOptions {
     /// Run the CGI scripts beneath DIR (the executor fcgiwrap is for) instead of the demo.
     /// Repeatable; replaces the file's [[cgi]] roots. config: [[cgi]] root = "DIR"
     #[arg(long, value_name = "DIR", help_heading = "CGI scripts")]
@@ -336,25 +361,40 @@ fn shown_defaults(d: &Settings) -> Vec<(&'static str, String)> {
 }
 
 impl Cli {
-    /// The clap command, named `name` with `version` (a program serving its own
-    /// application answers `--version` as itself), with each option's real default in its
-    /// help.
-    pub fn command_named(name: &'static str, version: &'static str) -> clap::Command {
-        Self::command_over(name, version, &Settings::default())
-    }
-
-    /// [`Cli::command_named`] showing `defaults` as the defaults.
-    pub fn command_over(
-        name: &'static str,
-        version: &'static str,
-        defaults: &Settings,
-    ) -> clap::Command {
-        let defaults = shown_defaults(defaults);
-        <Self as CommandFactory>::command()
+    /// `program`'s command: its name, version and description, these options (with the CGI
+    /// executor's when the program has them), each with its real default in its help.
+    pub(crate) fn command(program: &Program) -> clap::Command {
+        let name = program.name();
+        let examples = EXAMPLES
+            .replace("{name}", name)
+            .replace("{fastcgi}", super::DEFAULT_FASTCGI_ADDR)
+            .replace("{scgi}", super::DEFAULT_SCGI_ADDR);
+        let mut command = <Self as CommandFactory>::command();
+        let (about, intro) = match program.about_text() {
+            Some(about) => (
+                about.to_owned(),
+                format!(
+                    "{about}\n\nServed over FastCGI and SCGI by ringgate {}: one worker thread per \
+                     CPU core,\nio_uring where the kernel allows it and epoll otherwise.",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ),
+            None => (RINGGATE_ABOUT.to_owned(), RINGGATE_INTRO.to_owned()),
+        };
+        let mut long_about = format!("{intro}\n\n{examples}");
+        if program.has_cgi_executor() {
+            command = CgiOptions::augment_args(command);
+            long_about.push_str(&CGI_EXAMPLE.replace("ringgate", name));
+        }
+        long_about.push_str("\n\n");
+        long_about.push_str(TRAILER);
+        let defaults = shown_defaults(program.default_settings());
+        command
             .name(name)
             .bin_name(name)
-            .version(version)
-            .long_about(LONG_ABOUT.replace("\n  ringgate", &format!("\n  {name}")))
+            .version(program.version())
+            .about(about)
+            .long_about(long_about)
             .mut_args(|arg| {
                 let id = arg.get_id().as_str().to_owned();
                 match defaults.iter().find(|(k, _)| *k == id) {
@@ -367,54 +407,18 @@ impl Cli {
             })
     }
 
-    /// Parses the process's arguments; on a usage error, `--help` or `--version`, prints
-    /// and exits (status 2 for an error, 0 otherwise).
-    pub fn parse_named(name: &'static str, version: &'static str) -> Self {
-        Self::parse_over(name, version, &Settings::default())
-    }
-
-    fn parse_over(name: &'static str, version: &'static str, defaults: &Settings) -> Self {
-        let matches = Self::command_over(name, version, defaults).get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-    }
-
-    /// Parses the process's arguments and returns the settings they give, or exits as a
-    /// command-line program should: on a usage error or invalid settings with status 2
-    /// (after printing why), and for `--check-config` after printing the effective
-    /// settings (status 0 when valid).
-    pub fn settings_or_exit(name: &'static str, version: &'static str) -> Settings {
-        Self::settings_over_or_exit(name, version, Settings::default())
-    }
-
-    /// [`Cli::settings_or_exit`] with a program's own defaults under the file and the
-    /// options (and shown by `--help`).
-    pub fn settings_over_or_exit(
-        name: &'static str,
-        version: &'static str,
-        defaults: Settings,
-    ) -> Settings {
-        let cli = Self::parse_over(name, version, &defaults);
-        let check = cli.check_config;
-        match cli.settings_over(defaults) {
-            Ok(settings) if check => {
-                print!("{}", settings.to_toml());
-                if settings.listener_specs().is_empty() {
-                    println!(
-                        "# No listener configured: FastCGI on {} and SCGI on {}, unless systemd \
-                         passes sockets.",
-                        super::DEFAULT_FASTCGI_ADDR,
-                        super::DEFAULT_SCGI_ADDR
-                    );
-                }
-                eprintln!("{name}: the settings are valid");
-                std::process::exit(0)
-            }
-            Ok(settings) => settings,
-            Err(e) => {
-                eprintln!("{name}: settings: {e}");
-                std::process::exit(2)
-            }
+    /// Parses `args` (the program's name first) as `program`'s command line.
+    pub(crate) fn parse_from<I, T>(program: &Program, args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command(program).try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        if program.has_cgi_executor() {
+            cli.cgi = CgiOptions::from_arg_matches(&matches)?;
         }
+        Ok(cli)
     }
 
     /// The settings: the file's (or the defaults), with these options laid over them,
@@ -505,6 +509,20 @@ impl Cli {
             &mut s.sends.zerocopy_fallback_after,
             self.zerocopy_fallback_after,
         );
+        self.cgi.overlay(&mut s);
+        s
+    }
+}
+
+impl CgiOptions {
+    /// Lays the options that were given over `s`'s CGI roots (replacing them with `--cgi`'s).
+    fn overlay(self, s: &mut Settings) {
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        let bytes = |b: Option<ByteSize>| b.map(|b| b.0);
         if !self.cgi.is_empty() {
             // A relative DIR is taken from the current directory, as a shell user means it.
             s.cgi = self
@@ -530,6 +548,5 @@ impl Cli {
             root.env.extend(self.cgi_env.iter().cloned());
             root.allow_writable |= self.cgi_allow_writable;
         }
-        s
     }
 }

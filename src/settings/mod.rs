@@ -47,7 +47,7 @@ pub use crate::rt::backend::IoMode;
 pub use crate::rt::bufpool::BufPoolConfig as Buffers;
 pub use crate::rt::listener::ListenAddr;
 pub use crate::rt::recv_ring::RecvConfig as Receives;
-pub use cli::Cli;
+pub use cli::{CgiOptions, Cli};
 pub use units::{ByteSize, FileMode};
 
 use crate::rt::bufpool;

@@ -1,12 +1,23 @@
 //! Unit tests of the settings: TOML parsing, command-line overlay, validation, `--help`.
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::*;
+use crate::Program;
+
+/// The `ringgate` binary's program (with the CGI executor's options).
+fn ringgate() -> Program {
+    Program::new("ringgate", "0").with_cgi_executor()
+}
+
+fn try_cli(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::parse_from(
+        &ringgate(),
+        std::iter::once("ringgate").chain(args.iter().copied()),
+    )
+}
 
 fn cli(args: &[&str]) -> Cli {
-    Cli::try_parse_from(std::iter::once("ringgate").chain(args.iter().copied())).unwrap()
+    try_cli(args).unwrap()
 }
 
 fn parse_toml(text: &str) -> Result<Settings, toml::de::Error> {
@@ -206,10 +217,10 @@ fn bad_values_give_clear_errors() {
     assert!(invalid(&[], "[receives]\nbuffers = 40000").contains("at most 32768"));
     assert!(invalid(&[], "[receives]\nbuffer_size = 0").contains("buffer_size"));
 
-    assert!(Cli::try_parse_from(["ringgate", "--io", "fast"]).is_err());
-    assert!(Cli::try_parse_from(["ringgate", "--fastcgi", "nowhere"]).is_err());
-    assert!(Cli::try_parse_from(["ringgate", "--drain-timeout", "soon"]).is_err());
-    assert!(Cli::try_parse_from(["ringgate", "--metrics", "1.2.3.4:5", "--no-metrics"]).is_err());
+    assert!(try_cli(&["--io", "fast"]).is_err());
+    assert!(try_cli(&["--fastcgi", "nowhere"]).is_err());
+    assert!(try_cli(&["--drain-timeout", "soon"]).is_err());
+    assert!(try_cli(&["--metrics", "1.2.3.4:5", "--no-metrics"]).is_err());
 }
 
 #[test]
@@ -240,9 +251,7 @@ fn missing_file_is_named() {
 
 #[test]
 fn help_mentions_every_file_key() {
-    let help = Cli::command_named("ringgate", "0")
-        .render_long_help()
-        .to_string();
+    let help = ringgate().command().render_long_help().to_string();
     for key in [
         "[listeners] fastcgi",
         "[listeners] scgi",
@@ -281,9 +290,7 @@ fn help_mentions_every_file_key() {
 
 #[test]
 fn help_shows_the_real_defaults() {
-    let help = Cli::command_named("ringgate", "0")
-        .render_long_help()
-        .to_string();
+    let help = ringgate().command().render_long_help().to_string();
     let d = Settings::default();
     for shown in [
         format!("[default: {}]", d.limits.max_params_pairs),
@@ -331,13 +338,60 @@ fn listeners_speak_fastcgi_or_scgi_only() {
 
 #[test]
 fn a_program_of_its_own_is_named_in_its_help() {
-    let help = Cli::command_named("hello", "1.2.3")
-        .render_long_help()
-        .to_string();
+    let hello = Program::new("hello", "1.2.3").about("Says hello");
+    let help = hello.command().render_long_help().to_string();
+    assert!(help.starts_with("Says hello\n"), "{help}");
     assert!(help.contains("\n  hello --config"), "{help}");
     assert!(!help.contains("\n  ringgate "), "{help}");
-    let version = Cli::command_named("hello", "1.2.3").render_version();
+    assert!(
+        help.contains(&format!("by ringgate {}", env!("CARGO_PKG_VERSION"))),
+        "{help}"
+    );
+    let version = hello.command().render_version();
     assert_eq!(version.trim(), "hello 1.2.3");
+}
+
+#[test]
+fn a_program_of_its_own_has_no_cgi_executor_options() {
+    let hello = Program::new("hello", "1.2.3");
+    let help = hello.command().render_long_help().to_string();
+    assert!(!help.contains("--cgi"), "{help}");
+    assert!(!help.contains("CGI scripts"), "{help}");
+    fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
+        std::iter::once("hello").chain(a.iter().copied()).collect()
+    }
+    let e = hello
+        .settings_from(args(&["--cgi", "/srv/cgi-bin"]))
+        .unwrap_err();
+    assert!(e.to_string().contains("--cgi"), "{e}");
+    assert!(hello.settings_from(args(&["--cgi-timeout", "1s"])).is_err());
+    // Nor from its settings file.
+    let dir = tempfile::Builder::new()
+        .prefix("ringgate-settings-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("hello.toml");
+    std::fs::write(&file, "[[cgi]]\nroot = \"/srv/cgi-bin\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    let e = hello
+        .settings_from(args(&["--config", file]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hello runs no CGI scripts"), "{e}");
+    // The ringgate binary has them, in its help too.
+    let s = ringgate()
+        .settings_from(["ringgate", "--cgi", "/srv/cgi-bin"])
+        .unwrap();
+    assert_eq!(s.cgi.len(), 1);
+    assert!(ringgate()
+        .settings_from(["ringgate", "--config", file])
+        .is_ok());
+    let help = ringgate().command().render_long_help().to_string();
+    assert!(help.contains("--cgi-timeout"), "{help}");
+    assert!(
+        help.contains("\n  ringgate --fastcgi unix:/run/ringgate/cgi.sock --cgi"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -374,7 +428,9 @@ fn a_program_can_have_its_own_defaults_under_file_and_options() {
         metrics: MetricsSetting::Off,
         ..Settings::default()
     };
-    let help = Cli::command_over("app", "0", &quiet)
+    let help = Program::new("app", "0")
+        .defaults(quiet)
+        .command()
         .render_long_help()
         .to_string();
     assert!(help.contains("[default: off]"), "{help}");
@@ -434,7 +490,7 @@ fn cgi_values_are_checked_at_their_edges() {
     assert!(cfg(&["--cgi", "/x", "--cgi-max-head-bytes", "0"], "").is_err());
     assert!(cfg(&[], "[[cgi]]\nroot = \"/x\"\nenv = { \"A=B\" = \"1\" }").is_err());
     assert!(parse_toml("[[cgi]]\nroot = \"/x\"\nunknown = 1").is_err());
-    assert!(Cli::try_parse_from(["ringgate", "--cgi-env", "NOEQUALS"]).is_err());
+    assert!(try_cli(&["--cgi-env", "NOEQUALS"]).is_err());
 }
 
 #[test]
@@ -451,5 +507,5 @@ fn cgi_stderr_and_stop_on_close() {
     let s = cfg(&["--cgi-stderr", "log"], file).unwrap();
     assert_eq!(s.cgi[0].stderr, StderrTo::Log);
     assert!(parse_toml("[[cgi]]\nroot = \"/x\"\nstderr = \"syslog\"").is_err());
-    assert!(Cli::try_parse_from(["ringgate", "--cgi-stderr", "syslog"]).is_err());
+    assert!(try_cli(&["--cgi-stderr", "syslog"]).is_err());
 }
