@@ -11,7 +11,7 @@
 #
 # One at a time (ringgate-load, closed loop, 1 connection, 4 s): FastCGI kept alive, FastCGI
 # with a connection per request, FastCGI multiplexed 4 deep, SCGI; on the receive ring
-# (uring), readiness reads (ring0: --recv-buffers 0) and epoll: req/s, p50, p99, p99.9.
+# (ring: --recv-buffers 64), readiness reads (uring, the default) and epoll: req/s, p50, p99, p99.9.
 # Direct (ringgate-load, FastCGI kept alive): for 1 and 32 connections, the capacity of the
 # epoll path is measured first (closed loop, 4 s); then open loop at 1,000 req/s and at 50%
 # and 90% of that capacity, 5 s each: p50, p99, p99.9. Through nginx (kept-alive upstream,
@@ -44,7 +44,7 @@ start_server() { # start_server NAME: FastCGI on $port
     case $1 in
     floor) taskset -c 0 "$floor" "127.0.0.1:$port" >/dev/null 2>&1 & ;;
     uring) taskset -c 0 "$bin" --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
-    ring0) taskset -c 0 "$bin" --recv-buffers 0 --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
+    ring) taskset -c 0 "$bin" --recv-buffers 64 --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
     epoll) taskset -c 0 "$bin" --io epoll --workers 1 --no-pin --no-metrics --fastcgi "127.0.0.1:$port" --scgi "127.0.0.1:$((port + 1))" >/dev/null 2>&1 & ;;
     esac
     server_pid=$!
@@ -69,7 +69,7 @@ print("%.0f %.3f %.3f %.3f %d" % (d["throughput_rps"], l["p50"], l["p99"], l["p9
 echo "# one request at a time (closed loop, 1 connection, 4 s); latency in ms"
 for mode in fastcgi-kept-alive fastcgi-per-request fastcgi-mpx4 scgi; do
     for r in $(seq 1 "$rounds"); do
-        for s in uring ring0 epoll; do
+        for s in uring ring epoll; do
             start_server "$s"
             case $mode in
             fastcgi-kept-alive) args=(fastcgi://127.0.0.1:$port -k) ;;

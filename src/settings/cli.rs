@@ -201,7 +201,8 @@ pub struct Cli {
     pub buffers_size: Option<ByteSize>,
 
     /// Provided buffers per worker for io_uring multishot receives (rounded up to a power of
-    /// two); 0 turns them off (reads wait for readiness). config: [receives] buffers
+    /// two); 0, the default, turns them off (reads wait for readiness). config: [receives]
+    /// buffers
     #[arg(long, value_name = "N", help_heading = "Receives")]
     pub recv_buffers: Option<usize>,
 

@@ -22,7 +22,7 @@
 //! [buffers]
 //! count = 0              # registered buffers per worker (off by default)
 //! [receives]
-//! buffers = 64           # provided buffers per worker for multishot receives (0: off)
+//! buffers = 0            # provided buffers per worker for multishot receives (0: off)
 //! [sends]
 //! zerocopy_threshold = 0 # SEND_ZC for output chunks this large (0: off, the default)
 //! [[cgi]]                # CGI scripts (repeatable): the binary runs the executor
