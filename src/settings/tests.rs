@@ -215,7 +215,7 @@ fn bad_values_give_clear_errors() {
     assert!(invalid(&[], "[timeouts]\nwrite = \"0s\"").contains("write"));
     assert!(invalid(&[], "[buffers]\ncount = 5000").contains("at most 1024"));
     assert!(invalid(&[], "[receives]\nbuffers = 40000").contains("at most 32768"));
-    assert!(invalid(&[], "[receives]\nbuffer_size = 0").contains("buffer_size"));
+    assert!(invalid(&[], "[receives]\nbuffers = 64\nbuffer_size = 0").contains("buffer_size"));
 
     assert!(try_cli(&["--io", "fast"]).is_err());
     assert!(try_cli(&["--fastcgi", "nowhere"]).is_err());
@@ -234,8 +234,8 @@ fn edges_of_ranges() {
     assert!(cfg(&[], "[buffers]\ncount = 1\nsize = 1073741825").is_err());
     assert!(cfg(&[], "[receives]\nbuffers = 32768").is_ok());
     assert!(cfg(&[], "[receives]\nbuffers = 32769").is_err());
-    assert!(cfg(&[], "[receives]\nbuffer_size = \"1GiB\"").is_ok());
-    assert!(cfg(&[], "[receives]\nbuffer_size = 1073741825").is_err());
+    assert!(cfg(&[], "[receives]\nbuffers = 64\nbuffer_size = \"1GiB\"").is_ok());
+    assert!(cfg(&[], "[receives]\nbuffers = 64\nbuffer_size = 1073741825").is_err());
     assert!(cfg(&[], "[receives]\nbuffers = 0\nbuffer_size = 0").is_ok());
     assert_eq!("0".parse::<ByteSize>().unwrap(), ByteSize(0));
     assert!(format!("{}GiB", usize::MAX).parse::<ByteSize>().is_err());
