@@ -97,14 +97,7 @@ fn aborts_and_resets_racing_request_ends(io: &str) {
         c.send(&fcgi_request(1, false, "GET", "/slow?ms=20", b""));
         reset(c.stream);
         let mut s = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
-        let mut req = BytesMut::new();
-        let vars = params("GET", "/slow?ms=20", 0);
-        let pairs: Vec<(&[u8], &[u8])> = vars
-            .iter()
-            .filter(|(n, _)| n != "CONTENT_LENGTH")
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect();
-        ringgate::proto::scgi::encode_header(&mut req, 0, &pairs);
+        let req = scgi_head("GET", "/slow?ms=20", 0);
         s.write_all(&req).unwrap();
         reset(s);
     }
@@ -370,14 +363,7 @@ fn content_length_bounds_the_body_both_ways(io: &str) {
 fn scgi_junk_after_the_body_counts_once(io: &str) {
     let server = Server::start(io, &["--workers", "1"]);
     let mut s = TcpStream::connect(("127.0.0.1", server.scgi)).unwrap();
-    let mut req = BytesMut::new();
-    let vars = params("GET", "/slow?ms=500", 0);
-    let pairs: Vec<(&[u8], &[u8])> = vars
-        .iter()
-        .filter(|(n, _)| n != "CONTENT_LENGTH")
-        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-        .collect();
-    ringgate::proto::scgi::encode_header(&mut req, 0, &pairs);
+    let req = scgi_head("GET", "/slow?ms=500", 0);
     s.write_all(&req).unwrap();
     let mut w = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
@@ -827,17 +813,7 @@ fn worker_cpu_time(server: &Server) -> Duration {
         if comm.trim() != "ringgate-w0" {
             continue;
         }
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf only reads a configuration value.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        return Duration::from_millis(ticks * 1000 / hz);
+        return stat_cpu_time(&path.join("stat"));
     }
     panic!("no worker thread ringgate-w0 in {tasks}");
 }

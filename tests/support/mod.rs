@@ -279,18 +279,7 @@ impl Server {
 
     /// CPU time (user + system) the server used so far.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf only reads a configuration value.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
+        stat_cpu_time(&PathBuf::from(format!("/proc/{}/stat", self.child.id())))
     }
 
     /// The `/metrics` text.
@@ -343,6 +332,36 @@ pub fn metric(text: &str, series: &str) -> f64 {
             (name == series).then(|| value.parse().ok())?
         })
         .unwrap_or(0.0)
+}
+
+/// CPU time (user + system) in a `/proc/PID/stat` or `/proc/PID/task/TID/stat` file.
+pub fn stat_cpu_time(path: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// The SCGI header of a request (its CGI variables as [`params`] gives them) with a body of
+/// `body_len` bytes, which the caller sends after it.
+pub fn scgi_head(method: &str, uri: &str, body_len: usize) -> BytesMut {
+    let mut out = BytesMut::new();
+    let vars = params(method, uri, body_len);
+    let pairs: Vec<(&[u8], &[u8])> = vars
+        .iter()
+        .filter(|(n, _)| n != "CONTENT_LENGTH")
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    ringgate::proto::scgi::encode_header(&mut out, body_len as u64, &pairs);
+    out
 }
 
 /// The nginx-like CGI variables of a request.
@@ -500,14 +519,7 @@ pub fn scgi_call<S: Read + Write>(
     body: &[u8],
     half_close: impl FnOnce(&S),
 ) -> (u16, Vec<u8>) {
-    let mut out = BytesMut::new();
-    let vars = params(method, uri, body.len());
-    let pairs: Vec<(&[u8], &[u8])> = vars
-        .iter()
-        .filter(|(n, _)| n != "CONTENT_LENGTH")
-        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-        .collect();
-    ringgate::proto::scgi::encode_header(&mut out, body.len() as u64, &pairs);
+    let mut out = scgi_head(method, uri, body.len());
     out.extend_from_slice(body);
     stream.write_all(&out).unwrap();
     half_close(&stream);
